@@ -1,0 +1,104 @@
+package kpi
+
+import (
+	"context"
+	"time"
+)
+
+// Source produces the observations of one collector run. It reads its source
+// (a database, a file, an HTTP API) within ctx's deadline and changes nothing there.
+type Source interface {
+	Collect(ctx context.Context, run RunInfo) ([]Observation, error)
+}
+
+// RunInfo tells a source about the run it is collecting for.
+type RunInfo struct {
+	Collector string
+	// At is when the run started; a source whose rows carry no period uses
+	// the date of At (in the collector's time zone) as the period.
+	At       time.Time
+	Location *time.Location
+}
+
+// Run is the record of one collector run, successful or not.
+type Run struct {
+	Collector string
+	// Source names where the data came from (a source name, a file, a URL);
+	// Query is what was asked of it. Together they make every stored number
+	// traceable.
+	Source     string
+	Query      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// Err is the run's failure, or nil for a success.
+	Err error
+}
+
+// RunResult says what a successful run changed in the store.
+type RunResult struct {
+	RunID int64
+	// Observations is the number of observations the run carried.
+	Observations int
+	// Inserted counts new (series, period) pairs; Revised counts stored
+	// periods whose value changed; Unchanged counts the rest.
+	Inserted  int
+	Revised   int
+	Unchanged int
+	// StatusChanges lists the series whose latest status changed.
+	StatusChanges []StatusChange
+}
+
+// StatusChange is a series moving from one RAG status to another.
+type StatusChange struct {
+	KPI        *KPI
+	Labels     []string
+	Period     time.Time
+	From, To   Status
+	Value      Value
+	Thresholds Thresholds
+	At         time.Time
+}
+
+// SeriesState is the latest stored value of one series with its status: what
+// the exporter's snapshot is made of.
+type SeriesState struct {
+	KPI         *KPI
+	Labels      []string
+	Period      time.Time
+	Value       Value
+	Status      Status
+	Thresholds  Thresholds
+	CollectedAt time.Time
+	RunID       int64
+}
+
+// CollectorHealth is what the store knows of one collector's runs.
+type CollectorHealth struct {
+	Collector string
+	Runs      int64
+	Failures  int64
+	// LastRunOK is whether the latest finished run succeeded.
+	LastRunOK       bool
+	LastRunAt       time.Time
+	LastRunDuration time.Duration
+	// LastSuccessAt is zero if the collector never succeeded.
+	LastSuccessAt time.Time
+	// LastObservations is the number of observations the latest successful run wrote.
+	LastObservations int64
+	LastError        string
+}
+
+// Store is the system of record. Implementations must make SaveRun atomic
+// and idempotent: the run's record and all its observations are written in
+// one transaction; a (series, period) already stored with the same value is
+// left alone, and one stored with another value is kept as a revision.
+type Store interface {
+	// SaveRun records a run. A failed run (run.Err != nil) is recorded without
+	// observations and leaves every stored value as it was.
+	SaveRun(ctx context.Context, run Run, obs []Observation) (RunResult, error)
+	// Latest returns the latest period's value of every series of the
+	// catalogue's KPIs, with its status evaluated against the catalogue.
+	Latest(ctx context.Context, c Catalogue) ([]SeriesState, error)
+	// Health returns every collector's run history summary.
+	Health(ctx context.Context) ([]CollectorHealth, error)
+}

@@ -1,0 +1,325 @@
+// Package kpi is carewatch's domain: what a KPI is, what an observation of it
+// is, how its RAG status is evaluated, and the contracts that the collector,
+// store and exporter rooms meet through. It imports the standard library only.
+package kpi
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+	"time"
+)
+
+// MetricPrefix is put before every KPI's name to form its Prometheus metric name.
+const MetricPrefix = "carewatch_"
+
+// Direction says which way a KPI improves.
+type Direction int8
+
+const (
+	// LowerIsBetter KPIs (caseloads, vacancy rates, waits) turn amber and red above their thresholds.
+	LowerIsBetter Direction = iota + 1
+	// HigherIsBetter KPIs (timeliness ratios) turn amber and red below their thresholds.
+	HigherIsBetter
+)
+
+// String returns the config spelling of d.
+func (d Direction) String() string {
+	switch d {
+	case LowerIsBetter:
+		return "lower_is_better"
+	case HigherIsBetter:
+		return "higher_is_better"
+	}
+	return "unset"
+}
+
+// ParseDirection reads the config spelling of a direction.
+func ParseDirection(s string) (Direction, error) {
+	switch s {
+	case "lower_is_better", "lower":
+		return LowerIsBetter, nil
+	case "higher_is_better", "higher":
+		return HigherIsBetter, nil
+	}
+	return 0, fmt.Errorf("direction %q is not one of lower_is_better, higher_is_better", s)
+}
+
+// Status is a series' RAG status.
+type Status int8
+
+const (
+	// StatusNone is the status of a KPI without thresholds: it has no RAG status at all.
+	StatusNone Status = iota
+	// StatusUnknown is the status of a KPI with thresholds whose latest value is missing.
+	StatusUnknown
+	// StatusGreen means the value is on the good side of the amber threshold.
+	StatusGreen
+	// StatusAmber means the value crossed the amber threshold but not the red one.
+	StatusAmber
+	// StatusRed means the value crossed the red threshold.
+	StatusRed
+)
+
+// String returns the lower-case name of s; StatusNone is the empty string.
+func (s Status) String() string {
+	switch s {
+	case StatusUnknown:
+		return "unknown"
+	case StatusGreen:
+		return "green"
+	case StatusAmber:
+		return "amber"
+	case StatusRed:
+		return "red"
+	}
+	return ""
+}
+
+// ParseStatus is the inverse of Status.String.
+func ParseStatus(s string) (Status, error) {
+	switch s {
+	case "":
+		return StatusNone, nil
+	case "unknown":
+		return StatusUnknown, nil
+	case "green":
+		return StatusGreen, nil
+	case "amber":
+		return StatusAmber, nil
+	case "red":
+		return StatusRed, nil
+	}
+	return StatusNone, fmt.Errorf("unknown status %q", s)
+}
+
+// Number is the value exported for s: green 0, amber 1, red 2, unknown -1.
+// Alert rules and dashboards rely on these numbers; do not change them.
+func (s Status) Number() float64 {
+	switch s {
+	case StatusGreen:
+		return 0
+	case StatusAmber:
+		return 1
+	case StatusRed:
+		return 2
+	}
+	return -1
+}
+
+// Threshold is one optional boundary.
+type Threshold struct {
+	Value float64
+	Set   bool
+}
+
+// At returns a set threshold at v.
+func At(v float64) Threshold { return Threshold{Value: v, Set: true} }
+
+// Thresholds are a KPI's amber and red boundaries. A value strictly beyond a
+// boundary, in the KPI's bad direction, has crossed it.
+type Thresholds struct {
+	Amber Threshold
+	Red   Threshold
+}
+
+// Any reports whether at least one boundary is set.
+func (t Thresholds) Any() bool { return t.Amber.Set || t.Red.Set }
+
+// Override replaces a KPI's thresholds for the series whose labels match every
+// pair in Match. A boundary the override leaves unset is inherited.
+type Override struct {
+	Match      map[string]string
+	Thresholds Thresholds
+}
+
+// KPI is one indicator of the catalogue: the single source of truth for its
+// metric name, help, unit, direction, thresholds, labels and freshness.
+type KPI struct {
+	// Name is the KPI's own name; its metric is MetricPrefix + Name.
+	Name string
+	Help string
+	// Unit is informational (ratio, seconds, cases, people, working_days...);
+	// the metric name carries the base unit by convention.
+	Unit       string
+	Direction  Direction
+	Labels     []string
+	Thresholds Thresholds
+	Overrides  []Override
+	// MaxAge is how long after the end of the period it describes a value is
+	// still fresh; zero means the KPI never goes stale.
+	MaxAge time.Duration
+}
+
+// MetricName is the Prometheus metric name of k's value.
+func (k *KPI) MetricName() string { return MetricPrefix + k.Name }
+
+// HasThresholds reports whether k, or any of its overrides, has a boundary, so
+// that its series have a RAG status.
+func (k *KPI) HasThresholds() bool {
+	if k.Thresholds.Any() {
+		return true
+	}
+	for _, o := range k.Overrides {
+		if o.Thresholds.Any() {
+			return true
+		}
+	}
+	return false
+}
+
+// ThresholdsFor returns the thresholds that apply to the series with the given
+// label values (aligned with k.Labels). The override matching the most labels
+// wins; among equally specific ones, the first in the catalogue.
+func (k *KPI) ThresholdsFor(values []string) Thresholds {
+	t := k.Thresholds
+	best := -1
+	var chosen *Override
+	for i := range k.Overrides {
+		o := &k.Overrides[i]
+		if len(o.Match) > best && k.matches(o.Match, values) {
+			best, chosen = len(o.Match), o
+		}
+	}
+	if chosen != nil {
+		if chosen.Thresholds.Amber.Set {
+			t.Amber = chosen.Thresholds.Amber
+		}
+		if chosen.Thresholds.Red.Set {
+			t.Red = chosen.Thresholds.Red
+		}
+	}
+	return t
+}
+
+func (k *KPI) matches(match map[string]string, values []string) bool {
+	for name, want := range match {
+		i := k.LabelIndex(name)
+		if i < 0 || i >= len(values) || values[i] != want {
+			return false
+		}
+	}
+	return true
+}
+
+// LabelIndex returns the position of label name in k.Labels, or -1.
+func (k *KPI) LabelIndex(name string) int {
+	for i, l := range k.Labels {
+		if l == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Evaluate returns the RAG status of a value of the series with the given
+// label values, and the thresholds it was judged against.
+func (k *KPI) Evaluate(values []string, v Value) (Status, Thresholds) {
+	if !k.HasThresholds() {
+		return StatusNone, Thresholds{}
+	}
+	t := k.ThresholdsFor(values)
+	if !t.Any() {
+		return StatusNone, t
+	}
+	if !v.Valid {
+		return StatusUnknown, t
+	}
+	if crossed(k.Direction, v.V, t.Red) {
+		return StatusRed, t
+	}
+	if crossed(k.Direction, v.V, t.Amber) {
+		return StatusAmber, t
+	}
+	return StatusGreen, t
+}
+
+func crossed(d Direction, v float64, t Threshold) bool {
+	if !t.Set {
+		return false
+	}
+	if d == HigherIsBetter {
+		return v < t.Value
+	}
+	return v > t.Value
+}
+
+// Value is a number that may be missing. The zero Value is missing: a NULL,
+// an empty cell, a suppressed statistic or a division by zero is never 0.
+type Value struct {
+	V     float64
+	Valid bool
+}
+
+// Known returns a present value.
+func Known(v float64) Value { return Value{V: v, Valid: true} }
+
+// Missing is the missing value.
+var Missing = Value{}
+
+// String formats v, or "missing".
+func (v Value) String() string {
+	if !v.Valid {
+		return "missing"
+	}
+	return fmt.Sprintf("%g", v.V)
+}
+
+// Catalogue is the set of KPIs by name.
+type Catalogue map[string]*KPI
+
+// Names returns the catalogue's KPI names in order.
+func (c Catalogue) Names() []string {
+	names := make([]string, 0, len(c))
+	for n := range c {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Observation is one value of one series for the period it describes.
+type Observation struct {
+	KPI *KPI
+	// Labels are the label values, aligned with KPI.Labels.
+	Labels []string
+	// Period is the instant the value describes: a snapshot date, the start of
+	// a month, a reporting date such as 30 September.
+	Period time.Time
+	Value  Value
+}
+
+// SeriesID identifies the series of a KPI with the given label values. It is
+// a stable 63-bit hash, so writers need no round trip to learn it.
+func SeriesID(k *KPI, values []string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(k.Name))
+	for i, name := range k.Labels {
+		h.Write([]byte{0xff})
+		h.Write([]byte(name))
+		h.Write([]byte{0xfe})
+		if i < len(values) {
+			h.Write([]byte(values[i]))
+		}
+	}
+	return int64(h.Sum64() &^ (1 << 63))
+}
+
+// LabelString renders label values as name="value" pairs, for logs and errors.
+func LabelString(k *KPI, values []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, name := range k.Labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v := ""
+		if i < len(values) {
+			v = values[i]
+		}
+		fmt.Fprintf(&b, "%s=%q", name, v)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
