@@ -33,7 +33,7 @@ type Global struct {
 	// DefaultTimeout bounds a collector run, retries included.
 	DefaultTimeout model.Duration `yaml:"default_timeout"`
 	// DefaultRetries is how many times a failed run is tried again within its timeout.
-	DefaultRetries int `yaml:"default_retries"`
+	DefaultRetries *int `yaml:"default_retries"`
 	// DefaultRetryBackoff is the first wait before a retry; it doubles each time.
 	DefaultRetryBackoff model.Duration `yaml:"default_retry_backoff"`
 	// DefaultMaxSeries bounds the series one collector run may produce.
@@ -144,7 +144,10 @@ func (c *Config) EffectiveRetries(cc *CollectorConfig) int {
 	if cc.Retries != nil {
 		return *cc.Retries
 	}
-	return c.Global.DefaultRetries
+	if c.Global.DefaultRetries != nil {
+		return *c.Global.DefaultRetries
+	}
+	return DefaultRetries
 }
 
 // EffectiveRetryBackoff is the collector's first retry wait or the global default.

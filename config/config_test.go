@@ -1,0 +1,162 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+func TestLoadGoodConfigBuildsTheCatalogueWithDefaults(t *testing.T) {
+	cfg, err := config.Load("testdata/good.yml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Location.String() != "Europe/London" {
+		t.Errorf("location = %v", cfg.Location)
+	}
+	if cfg.Store.DSNEnv != config.DefaultStoreDSNEnv {
+		t.Errorf("store dsn_env defaulted to %q", cfg.Store.DSNEnv)
+	}
+	k := cfg.Catalogue["children_sw_caseload_average"]
+	if k == nil || k.Direction != kpi.LowerIsBetter || k.MaxAge != 36*time.Hour {
+		t.Fatalf("caseload KPI = %+v", k)
+	}
+	if got := k.ThresholdsFor([]string{"children", "all"}); got.Amber.Value != 15 || got.Red.Value != 18 {
+		t.Errorf("service-level override not applied: %+v", got)
+	}
+	if cfg.Catalogue["children_open_cases"].HasThresholds() {
+		t.Error("a KPI without thresholds must have no status")
+	}
+	c0, c1 := &cfg.Collectors[0], &cfg.Collectors[1]
+	if cfg.EffectiveTimeout(c0) != time.Minute || cfg.EffectiveTimeout(c1) != time.Duration(config.DefaultTimeout) {
+		t.Errorf("timeouts %v %v", cfg.EffectiveTimeout(c0), cfg.EffectiveTimeout(c1))
+	}
+	if cfg.EffectiveRetries(c0) != 0 || cfg.EffectiveRetries(c1) != config.DefaultRetries {
+		t.Errorf("retries %d %d", cfg.EffectiveRetries(c0), cfg.EffectiveRetries(c1))
+	}
+	// 06:00 on weekdays in Europe/London, across the October clock change.
+	from := time.Date(2026, 10, 23, 12, 0, 0, 0, cfg.Location) // a Friday
+	next := c1.ParsedSchedule.Next(from)
+	if want := time.Date(2026, 10, 26, 6, 0, 0, 0, cfg.Location); !next.Equal(want) {
+		t.Errorf("next run %v, want %v", next, want)
+	}
+}
+
+// Each bad file is pinned to its exact messages, so an operator always sees
+// the file, the line, the path and the rule.
+func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"unknown_key.yml", []string{
+			`testdata/unknown_key.yml:5: kpis[0]: unknown key "treshold" (is it misspelt or in the wrong place?)`,
+		}},
+		{"wrong_type.yml", []string{
+			`testdata/wrong_type.yml:5: kpis[0].thresholds.amber: "lots" is not a valid number`,
+		}},
+		{"bad_cron.yml", []string{
+			`testdata/bad_cron.yml:10: collectors[0].schedule: "61 * * * *" is not a valid schedule: end of range (61) above maximum (59): 61`,
+		}},
+		{"unknown_kpi.yml", []string{
+			`testdata/unknown_kpi.yml:13: collectors[0].metrics[0].kpi: KPI "y" is not defined under kpis`,
+		}},
+		{"duplicate_names.yml", []string{
+			`testdata/duplicate_names.yml:5: kpis[1].name: duplicate KPI name "x" (first defined at kpis[0])`,
+			`testdata/duplicate_names.yml:17: collectors[1].name: duplicate collector name "c" (first defined at collectors[0])`,
+		}},
+		{"wrong_side.yml", []string{
+			`testdata/wrong_side.yml:5: kpis[0].thresholds.red: red 18 is below amber 22, but caseload is lower_is_better: red must be the higher boundary`,
+			`testdata/wrong_side.yml:13: kpis[1].overrides[0].thresholds.red: red 0.95 is above amber 0.9, but within_45wd_ratio is higher_is_better: red must be the lower boundary`,
+		}},
+		{"percent_as_ratio.yml", []string{
+			`testdata/percent_as_ratio.yml:5: kpis[0].thresholds.amber: 12 is outside 0–1, but vacancy_ratio is a ratio (write 12% as 0.12)`,
+			`testdata/percent_as_ratio.yml:5: kpis[0].thresholds.red: 20 is outside 0–1, but vacancy_ratio is a ratio (write 12% as 0.12)`,
+		}},
+		{"labels_mismatch.yml", []string{
+			`testdata/labels_mismatch.yml:14: collectors[0].metrics[0]: KPI x's label "service" is given no value: map it to a column under labels or fix it under static_labels`,
+			`testdata/labels_mismatch.yml:16: collectors[0].metrics[0].labels: label "ward" is not one of KPI x's labels [service team]`,
+		}},
+		{"missing_source.yml", []string{
+			`testdata/missing_source.yml:4: kpis[0].direction: direction "sideways" is not one of lower_is_better, higher_is_better`,
+			`testdata/missing_source.yml:6: sources[0].type: unknown source type "mysql": one of postgres`,
+			`testdata/missing_source.yml:6: sources[0]: a postgres source needs dsn_env or dsn_file (connection strings never sit in the config text)`,
+			`testdata/missing_source.yml:9: collectors[0].source: source "hr" is not defined under sources`,
+		}},
+	} {
+		t.Run(strings.TrimSuffix(tc.file, ".yml")+" is refused", func(t *testing.T) {
+			cfg, err := config.Load(filepath.Join("testdata", tc.file))
+			if err == nil {
+				t.Fatalf("Load accepted a bad config: %+v", cfg)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestEmptyAndMalformedFilesAreRefused(t *testing.T) {
+	for name, text := range map[string]string{
+		"empty":           "",
+		"not yaml":        "kpis: [\n",
+		"tab indentation": "kpis:\n\t- name: x\n",
+	} {
+		t.Run(name+" is refused", func(t *testing.T) {
+			if _, err := config.Parse([]byte(text), "c.yml"); err == nil || !strings.HasPrefix(err.Error(), "c.yml:") {
+				t.Errorf("err = %v, want a message starting with the file name", err)
+			}
+		})
+	}
+}
+
+func TestDSNComesFromEnvironmentOrFileNeverFromTheText(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "dsn")
+	if err := os.WriteFile(f, []byte("postgres://file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CW_TEST_DSN", "postgres://env")
+	for _, tc := range []struct {
+		name    string
+		src     config.SourceConfig
+		want    string
+		wantErr string
+	}{
+		{"from the environment", config.SourceConfig{Name: "s", DSNEnv: "CW_TEST_DSN"}, "postgres://env", ""},
+		{"from a file, trimmed", config.SourceConfig{Name: "s", DSNFile: f}, "postgres://file", ""},
+		{"unset variable is an error", config.SourceConfig{Name: "s", DSNEnv: "CW_TEST_UNSET"}, "", `source "s": environment variable CW_TEST_UNSET is not set`},
+		{"missing file is an error", config.SourceConfig{Name: "s", DSNFile: filepath.Join(dir, "nope")}, "", `source "s": reading dsn_file`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.src.DSN()
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want prefix %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("DSN() = %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestParseScheduleAcceptsDescriptorsAndRefusesInlineTimeZones(t *testing.T) {
+	for spec, ok := range map[string]bool{
+		"@daily": true, "@every 15m": true, "0 6 * * 1-5": true, "*/5 * * * *": true,
+		"@every 10ms": false, "CRON_TZ=UTC 0 6 * * *": false, "0 6 * *": false, "@fortnightly": false,
+	} {
+		_, err := config.ParseSchedule(spec)
+		if (err == nil) != ok {
+			t.Errorf("ParseSchedule(%q) err = %v, want ok=%v", spec, err, ok)
+		}
+	}
+}

@@ -1,0 +1,588 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // schedules must work in minimal containers without a zoneinfo database
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// Problem is one thing wrong with a configuration file: where it is and
+// which rule it breaks.
+type Problem struct {
+	File string
+	Line int
+	// Path is the YAML path of the offending key, e.g. kpis[2].thresholds.red.
+	Path string
+	Msg  string
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		b.WriteByte(':')
+	}
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "%d:", p.Line)
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in a file, in the order of the file.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Load reads, decodes and validates the configuration file at path. Any
+// problem makes it fail; the returned error is a Problems listing them all.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates a configuration; file names it in messages.
+func Parse(data []byte, file string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{yamlProblem(file, &root, err)}
+	}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file decodes to the zero config, which validation then refuses.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			ps := make(Problems, 0, len(te.Errors))
+			for _, e := range te.Errors {
+				ps = append(ps, yamlProblem(file, &root, errors.New(e)))
+			}
+			return nil, ps
+		}
+		return nil, Problems{yamlProblem(file, &root, err)}
+	}
+	v := &validator{file: file, root: &root}
+	v.validate(cfg)
+	if len(v.problems) > 0 {
+		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
+		return nil, v.problems
+	}
+	return cfg, nil
+}
+
+var (
+	reLine         = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	reUnknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	reCannot       = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (.+)$")
+)
+
+// yamlProblem turns a yaml.v3 message into a Problem with the YAML path.
+func yamlProblem(file string, root *yaml.Node, err error) Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+	m := reLine.FindStringSubmatch(msg)
+	if m == nil {
+		return Problem{File: file, Msg: "invalid YAML: " + msg}
+	}
+	line, _ := strconv.Atoi(m[1])
+	p := Problem{File: file, Line: line, Msg: m[2]}
+	if u := reUnknownField.FindStringSubmatch(m[2]); u != nil {
+		p.Path = findKeyPath(root, line, u[1])
+		p.Msg = fmt.Sprintf("unknown key %q", u[1])
+		if p.Path != "" {
+			if i := strings.LastIndex(p.Path, "."); i >= 0 {
+				p.Path = p.Path[:i]
+			} else {
+				p.Path = ""
+			}
+			p.Msg += " (is it misspelt or in the wrong place?)"
+		}
+		return p
+	}
+	if c := reCannot.FindStringSubmatch(m[2]); c != nil {
+		p.Path = findValuePath(root, line)
+		p.Msg = fmt.Sprintf("%q is not a valid %s", c[2], friendlyType(c[3]))
+	}
+	return p
+}
+
+func friendlyType(goType string) string {
+	switch {
+	case strings.Contains(goType, "float"):
+		return "number"
+	case strings.Contains(goType, "int"):
+		return "whole number"
+	case strings.Contains(goType, "bool"):
+		return "boolean (true or false)"
+	case strings.Contains(goType, "Duration"):
+		return "duration (e.g. 30s, 5m, 36h, 7d)"
+	case strings.HasPrefix(goType, "[]"):
+		return "list"
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "config."):
+		return "mapping"
+	}
+	return goType
+}
+
+// walk calls fn for every node below n with its YAML path; for a mapping
+// entry it passes the key node too.
+func walk(n *yaml.Node, path string, fn func(path string, key, val *yaml.Node)) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walk(c, path, fn)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			fn(p, k, v)
+			walk(v, p, fn)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			fn(p, nil, c)
+			walk(c, p, fn)
+		}
+	}
+}
+
+func findKeyPath(root *yaml.Node, line int, key string) string {
+	found := ""
+	walk(root, "", func(p string, k, _ *yaml.Node) {
+		if found == "" && k != nil && k.Line == line && k.Value == key {
+			found = p
+		}
+	})
+	return found
+}
+
+func findValuePath(root *yaml.Node, line int) string {
+	found := ""
+	walk(root, "", func(p string, _, v *yaml.Node) {
+		if v.Line == line && (v.Kind == yaml.ScalarNode || found == "") {
+			found = p
+		}
+	})
+	return found
+}
+
+// lineOf returns the line of the key (or item) at path, or of its nearest
+// ancestor present in the file.
+func lineOf(root *yaml.Node, path string) int {
+	best, bestLen := 0, -1
+	walk(root, "", func(p string, k, v *yaml.Node) {
+		if (p == path || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")) && len(p) > bestLen {
+			bestLen = len(p)
+			if k != nil {
+				best = k.Line
+			} else {
+				best = v.Line
+			}
+		}
+	})
+	return best
+}
+
+type validator struct {
+	file     string
+	root     *yaml.Node
+	problems Problems
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{File: v.file, Line: lineOf(v.root, path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+var (
+	reName      = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	reLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+// ReservedLabels are label names carewatch's own series use beside a KPI's labels.
+var ReservedLabels = map[string]bool{"kpi": true, "level": true, "collector": true, "metric": true, "unit": true, "direction": true, "job": true, "instance": true, "le": true, "quantile": true}
+
+// SourceTypes are the source kinds carewatch can read.
+var SourceTypes = map[string]bool{"postgres": true}
+
+func (v *validator) validate(c *Config) {
+	v.global(c)
+	v.store(&c.Store)
+	c.Catalogue = v.kpis(c.KPIs)
+	v.sources(c.Sources)
+	v.collectors(c)
+}
+
+func (v *validator) global(c *Config) {
+	g := &c.Global
+	if g.Timezone == "" {
+		g.Timezone = DefaultTimezone
+	}
+	loc, err := time.LoadLocation(g.Timezone)
+	if err != nil {
+		v.addf("global.timezone", "unknown time zone %q", g.Timezone)
+		loc = time.UTC
+	}
+	c.Location = loc
+	if g.DefaultTimeout == 0 {
+		g.DefaultTimeout = DefaultTimeout
+	}
+	if g.DefaultTimeout < 0 {
+		v.addf("global.default_timeout", "must be positive")
+	}
+	if g.DefaultRetries != nil && *g.DefaultRetries < 0 {
+		v.addf("global.default_retries", "must not be negative")
+	}
+	if g.DefaultRetryBackoff == 0 {
+		g.DefaultRetryBackoff = DefaultRetryBackoff
+	}
+	if g.DefaultMaxSeries == 0 {
+		g.DefaultMaxSeries = DefaultMaxSeries
+	}
+	if g.DefaultMaxSeries < 0 {
+		v.addf("global.default_max_series", "must be positive")
+	}
+}
+
+func (v *validator) store(s *StoreConfig) {
+	if s.DSNEnv != "" && s.DSNFile != "" {
+		v.addf("store.dsn_file", "give dsn_env or dsn_file, not both")
+	}
+	if s.DSNEnv == "" && s.DSNFile == "" {
+		s.DSNEnv = DefaultStoreDSNEnv
+	}
+	if s.MaxOpenConns < 0 {
+		v.addf("store.max_open_conns", "must not be negative")
+	}
+}
+
+func (v *validator) kpis(ks []KPIConfig) kpi.Catalogue {
+	cat := kpi.Catalogue{}
+	if len(ks) == 0 {
+		v.addf("kpis", "at least one KPI is required")
+	}
+	first := map[string]int{}
+	for i := range ks {
+		kc := &ks[i]
+		p := fmt.Sprintf("kpis[%d]", i)
+		k := &kpi.KPI{Name: kc.Name, Help: strings.TrimSpace(kc.Help), Unit: kc.Unit, Labels: kc.Labels, MaxAge: time.Duration(kc.MaxAge)}
+		switch {
+		case kc.Name == "":
+			v.addf(p+".name", "is required")
+		case !reName.MatchString(kc.Name):
+			v.addf(p+".name", "%q must be lower-case letters, digits and underscores, starting with a letter", kc.Name)
+		case strings.HasPrefix(kc.Name, "carewatch_"):
+			v.addf(p+".name", "%q must not start with carewatch_: the prefix is added to the metric name", kc.Name)
+		default:
+			if j, dup := first[kc.Name]; dup {
+				v.addf(p+".name", "duplicate KPI name %q (first defined at kpis[%d])", kc.Name, j)
+			} else {
+				first[kc.Name] = i
+			}
+		}
+		if k.Help == "" {
+			v.addf(p+".help", "is required: it becomes the metric's HELP text")
+		}
+		if kc.Direction == "" {
+			v.addf(p+".direction", "is required: lower_is_better or higher_is_better")
+		} else if d, err := kpi.ParseDirection(kc.Direction); err != nil {
+			v.addf(p+".direction", "%v", err)
+		} else {
+			k.Direction = d
+		}
+		seen := map[string]bool{}
+		for j, l := range kc.Labels {
+			lp := fmt.Sprintf("%s.labels[%d]", p, j)
+			switch {
+			case !reLabelName.MatchString(l) || strings.HasPrefix(l, "__"):
+				v.addf(lp, "%q is not a valid Prometheus label name", l)
+			case ReservedLabels[l]:
+				v.addf(lp, "label name %q is reserved for carewatch's own series", l)
+			case seen[l]:
+				v.addf(lp, "duplicate label %q", l)
+			}
+			seen[l] = true
+		}
+		if kc.MaxAge < 0 {
+			v.addf(p+".max_age", "must not be negative")
+		}
+		k.Thresholds = v.thresholds(p+".thresholds", kc.Thresholds, k, kc.Name, kpi.Thresholds{})
+		for j, o := range kc.Overrides {
+			op := fmt.Sprintf("%s.overrides[%d]", p, j)
+			if len(o.Match) == 0 {
+				v.addf(op+".match", "is required: the labels the override applies to")
+			}
+			for _, l := range sortedKeys(o.Match) {
+				if !seen[l] {
+					v.addf(op+".match", "label %q is not one of the KPI's labels %v", l, kc.Labels)
+				}
+			}
+			if o.Thresholds.Amber == nil && o.Thresholds.Red == nil {
+				v.addf(op+".thresholds", "an override must set amber, red or both")
+			}
+			t := v.thresholds(op+".thresholds", o.Thresholds, k, kc.Name, k.Thresholds)
+			k.Overrides = append(k.Overrides, kpi.Override{Match: o.Match, Thresholds: t})
+		}
+		if kc.Name != "" {
+			if _, dup := cat[kc.Name]; !dup {
+				cat[kc.Name] = k
+			}
+		}
+	}
+	return cat
+}
+
+// thresholds converts and checks one thresholds block; inherit fills the
+// boundaries it leaves unset when checking their order.
+func (v *validator) thresholds(p string, tc ThresholdsConfig, k *kpi.KPI, name string, inherit kpi.Thresholds) kpi.Thresholds {
+	var t kpi.Thresholds
+	for _, b := range []struct {
+		key string
+		val *float64
+		dst *kpi.Threshold
+	}{{"amber", tc.Amber, &t.Amber}, {"red", tc.Red, &t.Red}} {
+		if b.val == nil {
+			continue
+		}
+		x := *b.val
+		switch {
+		case math.IsNaN(x) || math.IsInf(x, 0):
+			v.addf(p+"."+b.key, "must be a finite number")
+			continue
+		case strings.HasSuffix(name, "_ratio") && (x < 0 || x > 1):
+			v.addf(p+"."+b.key, "%g is outside 0–1, but %s is a ratio (write 12%% as 0.12)", x, name)
+		}
+		*b.dst = kpi.At(x)
+	}
+	eff := t
+	if !eff.Amber.Set {
+		eff.Amber = inherit.Amber
+	}
+	if !eff.Red.Set {
+		eff.Red = inherit.Red
+	}
+	if eff.Amber.Set && eff.Red.Set && k.Direction != 0 {
+		a, r := eff.Amber.Value, eff.Red.Value
+		if k.Direction == kpi.LowerIsBetter && r < a {
+			v.addf(p+".red", "red %g is below amber %g, but %s is lower_is_better: red must be the higher boundary", r, a, name)
+		}
+		if k.Direction == kpi.HigherIsBetter && r > a {
+			v.addf(p+".red", "red %g is above amber %g, but %s is higher_is_better: red must be the lower boundary", r, a, name)
+		}
+	}
+	return t
+}
+
+func (v *validator) sources(ss []SourceConfig) {
+	first := map[string]int{}
+	for i := range ss {
+		s := &ss[i]
+		p := fmt.Sprintf("sources[%d]", i)
+		switch {
+		case s.Name == "":
+			v.addf(p+".name", "is required")
+		default:
+			if j, dup := first[s.Name]; dup {
+				v.addf(p+".name", "duplicate source name %q (first defined at sources[%d])", s.Name, j)
+			} else {
+				first[s.Name] = i
+			}
+		}
+		switch {
+		case s.Type == "":
+			v.addf(p+".type", "is required: one of %s", strings.Join(sortedKeys(SourceTypes), ", "))
+		case !SourceTypes[s.Type]:
+			v.addf(p+".type", "unknown source type %q: one of %s", s.Type, strings.Join(sortedKeys(SourceTypes), ", "))
+		}
+		if s.DSNEnv == "" && s.DSNFile == "" {
+			v.addf(p, "a postgres source needs dsn_env or dsn_file (connection strings never sit in the config text)")
+		}
+		if s.DSNEnv != "" && s.DSNFile != "" {
+			v.addf(p+".dsn_file", "give dsn_env or dsn_file, not both")
+		}
+		if s.MaxOpenConns < 0 {
+			v.addf(p+".max_open_conns", "must not be negative")
+		}
+		if s.StatementTimeout < 0 {
+			v.addf(p+".statement_timeout", "must not be negative")
+		}
+	}
+}
+
+func (v *validator) collectors(c *Config) {
+	if len(c.Collectors) == 0 {
+		v.addf("collectors", "at least one collector is required")
+	}
+	first := map[string]int{}
+	for i := range c.Collectors {
+		cc := &c.Collectors[i]
+		p := fmt.Sprintf("collectors[%d]", i)
+		switch {
+		case cc.Name == "":
+			v.addf(p+".name", "is required")
+		case !reName.MatchString(cc.Name):
+			v.addf(p+".name", "%q must be lower-case letters, digits and underscores, starting with a letter", cc.Name)
+		default:
+			if j, dup := first[cc.Name]; dup {
+				v.addf(p+".name", "duplicate collector name %q (first defined at collectors[%d])", cc.Name, j)
+			} else {
+				first[cc.Name] = i
+			}
+		}
+		if cc.Source == "" {
+			v.addf(p+".source", "is required")
+		} else if c.SourceByName(cc.Source) == nil {
+			v.addf(p+".source", "source %q is not defined under sources", cc.Source)
+		}
+		if cc.Schedule == "" {
+			v.addf(p+".schedule", "is required: a cron expression (\"0 6 * * *\") or a descriptor (\"@daily\", \"@every 15m\")")
+		} else if s, err := ParseSchedule(cc.Schedule); err != nil {
+			v.addf(p+".schedule", "%q is not a valid schedule: %v", cc.Schedule, err)
+		} else {
+			cc.ParsedSchedule = s
+		}
+		if cc.Timeout < 0 {
+			v.addf(p+".timeout", "must be positive")
+		}
+		if cc.Retries != nil && *cc.Retries < 0 {
+			v.addf(p+".retries", "must not be negative")
+		}
+		if cc.MaxSeries < 0 {
+			v.addf(p+".max_series", "must be positive")
+		}
+		if strings.TrimSpace(cc.Query) == "" {
+			v.addf(p+".query", "is required for a SQL source")
+		}
+		if len(cc.Metrics) == 0 {
+			v.addf(p+".metrics", "at least one metric mapping is required")
+		}
+		for j := range cc.Metrics {
+			v.mapping(fmt.Sprintf("%s.metrics[%d]", p, j), &cc.Metrics[j], c.Catalogue)
+		}
+	}
+}
+
+func (v *validator) mapping(p string, m *MetricMapping, cat kpi.Catalogue) {
+	if m.ValueColumn == "" {
+		v.addf(p+".value_column", "is required: the column holding the KPI's value")
+	}
+	if m.KPI == "" {
+		v.addf(p+".kpi", "is required")
+		return
+	}
+	k, ok := cat[m.KPI]
+	if !ok {
+		v.addf(p+".kpi", "KPI %q is not defined under kpis", m.KPI)
+		return
+	}
+	for _, l := range sortedKeys(m.Labels) {
+		if k.LabelIndex(l) < 0 {
+			v.addf(p+".labels", "label %q is not one of KPI %s's labels %v", l, k.Name, k.Labels)
+		}
+		if m.Labels[l] == "" {
+			v.addf(p+".labels."+l, "names no column")
+		}
+	}
+	for _, l := range sortedKeys(m.StaticLabels) {
+		if k.LabelIndex(l) < 0 {
+			v.addf(p+".static_labels", "label %q is not one of KPI %s's labels %v", l, k.Name, k.Labels)
+		}
+		if _, both := m.Labels[l]; both {
+			v.addf(p+".static_labels", "label %q is given both from a column and as a static label", l)
+		}
+	}
+	for _, l := range k.Labels {
+		_, fromCol := m.Labels[l]
+		_, static := m.StaticLabels[l]
+		if !fromCol && !static {
+			v.addf(p, "KPI %s's label %q is given no value: map it to a column under labels or fix it under static_labels", k.Name, l)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a five-field cron expression or a descriptor such as
+// @daily or @every 15m.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, errors.New("set the time zone under global.timezone, not in the schedule")
+	}
+	// cron silently rounds an @every below a second up to one; refuse it instead.
+	if d, ok := strings.CutPrefix(spec, "@every "); ok {
+		if every, err := time.ParseDuration(strings.TrimSpace(d)); err == nil && every < time.Second {
+			return nil, fmt.Errorf("@every needs at least 1s, not %v", every)
+		}
+	}
+	return scheduleParser.Parse(spec)
+}
+
+// DSN returns the store's connection string from its environment variable or file.
+func (s *StoreConfig) DSN() (string, error) { return secret("store", s.DSNEnv, s.DSNFile) }
+
+// DSN returns the source's connection string from its environment variable or file.
+func (s *SourceConfig) DSN() (string, error) {
+	return secret(fmt.Sprintf("source %q", s.Name), s.DSNEnv, s.DSNFile)
+}
+
+func secret(what, env, file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: reading dsn_file: %w", what, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("%s: dsn_file %s is empty", what, file)
+		}
+		return v, nil
+	}
+	v := strings.TrimSpace(os.Getenv(env))
+	if v == "" {
+		return "", fmt.Errorf("%s: environment variable %s is not set", what, env)
+	}
+	return v, nil
+}
