@@ -1,0 +1,231 @@
+// Package debian finds a command and, when it is missing on a Debian machine
+// where we are root, installs the Debian package that provides it.
+//
+// Tests and the demo need server programs (PostgreSQL, Prometheus,
+// Alertmanager) that a fresh CI machine may lack; installing them on demand
+// keeps "go test ./..." self-sufficient there, while a developer's machine
+// (not root) gets an error that says exactly what to install.
+package debian
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// lockFileName is the name, inside os.TempDir(), of the file whose flock
+// serialises installs across processes: go test runs several test binaries in
+// parallel, and apt's own lock makes a second apt-get fail instead of wait.
+const lockFileName = "carewatch-apt.lock"
+
+// installer holds what Ensure takes from the machine, so that tests can point
+// it at a stand-in apt-get and a private lock file.
+type installer struct {
+	euid     int
+	aptGet   string // path of apt-get; empty when it is not installed
+	lockPath string
+	listsDir string // apt's package lists; empty ones mean "apt-get update first"
+}
+
+func defaultInstaller() installer {
+	aptGet, _ := exec.LookPath("apt-get")
+	return installer{
+		euid:     os.Geteuid(),
+		aptGet:   aptGet,
+		lockPath: filepath.Join(os.TempDir(), lockFileName),
+		listsDir: "/var/lib/apt/lists",
+	}
+}
+
+// Ensure returns the path of command, looked up in PATH and then in
+// extraDirs (each may be a glob pattern such as /usr/lib/postgresql/*/bin,
+// as Debian keeps some programs outside PATH in versioned folders). If it is
+// missing and we run as root on a machine with apt-get, Ensure installs the
+// Debian package pkg non-interactively, running apt-get update first when
+// the package lists are empty or the install fails, and looks again.
+// Installs are serialised across processes with a lock file in os.TempDir().
+// Otherwise it returns an error that names the package to install.
+func Ensure(ctx context.Context, logger *slog.Logger, command, pkg string, extraDirs ...string) (string, error) {
+	return defaultInstaller().ensure(ctx, logger, command, pkg, extraDirs)
+}
+
+func (in installer) ensure(ctx context.Context, logger *slog.Logger, command, pkg string, extraDirs []string) (string, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if p, ok := lookup(command, extraDirs); ok {
+		return p, nil
+	}
+	where := "PATH"
+	if len(extraDirs) > 0 {
+		where = "PATH or " + strings.Join(extraDirs, ", ")
+	}
+	switch {
+	case in.euid != 0:
+		return "", fmt.Errorf("command %q not found in %s: install the Debian package %q (sudo apt-get install %s) or the equivalent for your system", command, where, pkg, pkg)
+	case in.aptGet == "":
+		return "", fmt.Errorf("command %q not found in %s and apt-get is not available to install %q: install it with your system's package manager", command, where, pkg)
+	}
+
+	unlock, err := lockFile(ctx, in.lockPath)
+	if err != nil {
+		return "", fmt.Errorf("installing Debian package %q for %q: %w", pkg, command, err)
+	}
+	defer unlock()
+	// Another process may have installed it while we waited for the lock.
+	if p, ok := lookup(command, extraDirs); ok {
+		return p, nil
+	}
+
+	logger.Info("installing Debian package", "package", pkg, "command", command)
+	start := time.Now()
+	installErr := errors.New("package lists are empty")
+	if !in.listsEmpty() {
+		installErr = in.apt(ctx, "install", "-y", "--no-install-recommends", pkg)
+	}
+	if installErr != nil {
+		logger.Info("running apt-get update", "package", pkg, "reason", installErr)
+		if err := in.apt(ctx, "update"); err != nil {
+			return "", fmt.Errorf("installing Debian package %q for %q: %w", pkg, command, err)
+		}
+		if err := in.apt(ctx, "install", "-y", "--no-install-recommends", pkg); err != nil {
+			return "", fmt.Errorf("installing Debian package %q for %q: %w", pkg, command, err)
+		}
+	}
+	p, ok := lookup(command, extraDirs)
+	if !ok {
+		return "", fmt.Errorf("installed Debian package %q but command %q is still not found in %s", pkg, command, where)
+	}
+	logger.Info("installed Debian package", "package", pkg, "path", p, "duration", time.Since(start).Round(time.Millisecond))
+	return p, nil
+}
+
+// lookup finds command in PATH, then in dirs; a glob pattern in dirs is
+// tried from its highest match down, comparing numbers as numbers so that
+// /usr/lib/postgresql/15/bin comes before /usr/lib/postgresql/9.6/bin.
+func lookup(command string, dirs []string) (string, bool) {
+	if p, err := exec.LookPath(command); err == nil {
+		return p, true
+	}
+	for _, d := range dirs {
+		matches, err := filepath.Glob(d)
+		if err != nil || len(matches) == 0 {
+			matches = []string{d}
+		}
+		slices.SortFunc(matches, func(a, b string) int { return compareNatural(b, a) })
+		for _, m := range matches {
+			p := filepath.Join(m, command)
+			if isExecutable(p) {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// compareNatural compares a and b as strings, except that runs of digits
+// compare by their numeric value.
+func compareNatural(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Compare(len(na), len(nb)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// digitRun returns the length of the run of ASCII digits that starts s.
+func digitRun(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+func (in installer) listsEmpty() bool {
+	m, err := filepath.Glob(filepath.Join(in.listsDir, "*_Packages*"))
+	return err != nil || len(m) == 0
+}
+
+// apt runs apt-get non-interactively; on failure the error carries the tail
+// of its output, which says why (unknown package, no network...).
+func (in installer) apt(ctx context.Context, args ...string) error {
+	// Wait for dpkg's lock rather than fail if something outside our lock
+	// (unattended-upgrades, an operator) holds it.
+	full := append([]string{"-q", "-o", "DPkg::Lock::Timeout=300"}, args...)
+	cmd := exec.CommandContext(ctx, in.aptGet, full...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, tail(out.String(), 15))
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, polling so that ctx can end the
+// wait (flock itself cannot be interrupted by a context).
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				_ = f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
