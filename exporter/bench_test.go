@@ -1,0 +1,256 @@
+package exporter_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/carewatch/carewatch/exporter"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// The scrape benchmarks serve 100,000 KPI series: four KPIs labelled
+// {service, team, la_code}, 25,000 series each, every one with amber and red
+// thresholds. A series is five samples (value, status, two thresholds,
+// period timestamp), 1 in 100 has a missing value (no value sample), so a
+// scrape carries about 499,000 samples, plus the per-KPI info and max age.
+//
+// "carewatch" is Exporter.Handler: the exposition rendered once by Set.
+// "baseline" is the same Snapshot, used as the plain client_golang collector
+// it is, registered in a registry and served by promhttp.HandlerFor: every
+// scrape collects the const metrics, gathers, sorts and encodes them (and
+// gzips them for the gzip case). Both serve the same lines; only the order
+// of the KPIs within the shared families differs.
+//
+// Each reports, besides ns/op, B/op and allocs/op:
+//   - heap-MB: the live heap after a GC once the scrapes are done, i.e. what
+//     the process holds between scrapes (the input series are dropped, as
+//     the daemon drops the store's answer once the snapshot is built);
+//   - peak-heap-MB: the largest heap (live and not yet collected objects)
+//     sampled every millisecond during the scrapes.
+const (
+	benchKPIs             = 4
+	benchSeriesPerKPI     = 25_000
+	benchLocalAuthorities = 250
+)
+
+func benchInput() (kpi.Catalogue, []kpi.SeriesState) {
+	cat := kpi.Catalogue{}
+	series := make([]kpi.SeriesState, 0, benchKPIs*benchSeriesPerKPI)
+	period := time.Date(2025, 3, 31, 0, 0, 0, 0, time.UTC)
+	for k := range benchKPIs {
+		def := &kpi.KPI{
+			Name:       fmt.Sprintf("bench_indicator_%d_ratio", k),
+			Help:       "Synthetic ratio for the scrape benchmark.",
+			Unit:       "ratio",
+			Direction:  kpi.LowerIsBetter,
+			Labels:     []string{"service", "team", "la_code"},
+			Thresholds: kpi.Thresholds{Amber: kpi.At(0.15), Red: kpi.At(0.25)},
+			MaxAge:     40 * 24 * time.Hour,
+		}
+		cat[def.Name] = def
+		for i := range benchSeriesPerKPI {
+			team := i / benchLocalAuthorities
+			service := "children"
+			if team%2 == 1 {
+				service = "adults"
+			}
+			v := kpi.Known(float64(i%1000) / 1000)
+			if i%100 == 99 {
+				v = kpi.Missing
+			}
+			series = append(series, state(def, period, v,
+				service, fmt.Sprintf("team-%03d", team), fmt.Sprintf("E%08d", 6000000+i%benchLocalAuthorities)))
+		}
+	}
+	return cat, series
+}
+
+var benchHealth = []kpi.CollectorHealth{{
+	Collector: "bench", Runs: 10, LastRunOK: true, LastRunAt: time.Unix(1743487205, 0),
+	LastRunDuration: time.Second, LastSuccessAt: time.Unix(1743487205, 0), LastObservations: 100_000,
+}}
+
+func BenchmarkScrape(b *testing.B) {
+	cases := []struct {
+		name    string
+		handler func(b *testing.B) http.Handler
+	}{
+		{"carewatch", func(b *testing.B) http.Handler {
+			cat, series := benchInput()
+			e := exporter.New(nil)
+			if err := e.Set(exporter.NewSnapshot(cat, series, benchHealth)); err != nil {
+				b.Fatal(err)
+			}
+			return e.Handler(nil)
+		}},
+		{"baseline", func(b *testing.B) http.Handler {
+			cat, series := benchInput()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(exporter.NewSnapshot(cat, series, benchHealth))
+			return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		}},
+	}
+	for _, c := range cases {
+		for _, enc := range []string{"plain", "gzip"} {
+			b.Run(c.name+"/"+enc, func(b *testing.B) {
+				runtime.GC()
+				srv := httptest.NewServer(c.handler(b))
+				defer srv.Close()
+				acceptEncoding := ""
+				if enc == "gzip" {
+					acceptEncoding = "gzip"
+				}
+				checkBenchExposition(b, srv.URL, acceptEncoding)
+
+				runtime.GC()
+				peak := sampleHeap()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					resp, _, err := discard(b, srv.URL, acceptEncoding)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if resp.StatusCode != http.StatusOK {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(peak()/(1<<20), "peak-heap-MB")
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MB")
+				runtime.KeepAlive(srv)
+			})
+		}
+	}
+}
+
+// discard scrapes url and reads the body without keeping it, as a scraper
+// streaming into its parser would.
+func discard(b *testing.B, url, acceptEncoding string) (*http.Response, int64, error) {
+	req, err := http.NewRequestWithContext(b.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if acceptEncoding != "" {
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	resp, err := rawClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	return resp, n, err
+}
+
+// checkBenchExposition makes sure the scrape serves what the benchmark
+// claims: the same samples from both handlers, as many as announced.
+func checkBenchExposition(b *testing.B, url, acceptEncoding string) {
+	b.Helper()
+	resp, body := get(b, http.MethodGet, url, acceptEncoding)
+	if acceptEncoding == "gzip" {
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			b.Fatalf("Content-Encoding %q, want gzip", resp.Header.Get("Content-Encoding"))
+		}
+		body = gunzip(b, body, true)
+	}
+	// Across the KPIs of a shared family the two order series differently,
+	// so compare the sorted lines.
+	lines := bytes.SplitAfter(body, []byte("\n"))
+	slices.SortFunc(lines, bytes.Compare)
+	sum := sha256.Sum256(bytes.Join(lines, nil))
+	benchExpositionOnce.Do(func() {
+		benchExposition = sum
+		samples := 0
+		for _, mf := range parse(b, body) {
+			samples += len(mf.GetMetric())
+		}
+		b.Logf("exposition: %d bytes, %d samples", len(body), samples)
+	})
+	if sum != benchExposition {
+		b.Fatal("the handlers under comparison serve different expositions")
+	}
+}
+
+var (
+	benchExpositionOnce sync.Once
+	benchExposition     [sha256.Size]byte
+)
+
+// sampleHeap samples the heap's object bytes every millisecond until the
+// returned function is called, which returns the largest sample. It uses
+// runtime/metrics, which unlike ReadMemStats does not stop the world.
+func sampleHeap() func() float64 {
+	const name = "/memory/classes/heap/objects:bytes"
+	s := []metrics.Sample{{Name: name}}
+	read := func() float64 {
+		metrics.Read(s)
+		return float64(s[0].Value.Uint64())
+	}
+	var (
+		mu   sync.Mutex
+		peak = read()
+		done = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				v := read()
+				mu.Lock()
+				peak = max(peak, v)
+				mu.Unlock()
+			}
+		}
+	})
+	return func() float64 {
+		close(done)
+		wg.Wait()
+		return max(peak, read())
+	}
+}
+
+// BenchmarkSnapshotSet measures building and rendering the snapshot of the
+// same 100,000 series: the work done once per collector run instead of once
+// per scrape.
+func BenchmarkSnapshotSet(b *testing.B) {
+	cat, series := benchInput()
+	e := exporter.New(nil)
+	runtime.GC()
+	peak := sampleHeap()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := e.Set(exporter.NewSnapshot(cat, series, benchHealth)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(peak()/(1<<20), "peak-heap-MB")
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MB")
+	runtime.KeepAlive(series)
+}

@@ -1,0 +1,595 @@
+// Package exporter serves carewatch's Prometheus metrics. A Snapshot holds the
+// latest value, RAG status and thresholds of every KPI series and the health of
+// every collector; it is immutable, so its exposition is rendered once when it
+// is set and every scrape until the next collector run is a copy of bytes. The
+// package also holds carewatch's self-metrics and its HTTP surface (/metrics,
+// the landing page, /-/healthy, /-/ready and /-/reload).
+package exporter
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// Names of the metric families that every KPI series and every collector
+// share. They are part of carewatch's interface: alert rules and dashboards
+// query them.
+const (
+	// StatusMetric is a series' RAG status as kpi.Status.Number gives it.
+	StatusMetric = "carewatch_kpi_status"
+	// ThresholdMetric is a series' amber or red threshold (label level).
+	ThresholdMetric = "carewatch_kpi_threshold"
+	// PeriodMetric is the Unix time of the period a series' value describes.
+	PeriodMetric = "carewatch_kpi_period_timestamp_seconds"
+	// MaxAgeMetric is a KPI's kpi.KPI.MaxAge, for KPIs that can go stale.
+	MaxAgeMetric = "carewatch_kpi_max_age_seconds"
+	// InfoMetric is 1 for every KPI, labelled with its metric, unit and direction.
+	InfoMetric = "carewatch_kpi_info"
+
+	// CollectorLastRunSuccessMetric is 1 if a collector's latest run succeeded, else 0.
+	CollectorLastRunSuccessMetric = "carewatch_collector_last_run_success"
+	// CollectorLastSuccessTimeMetric is when a collector last succeeded.
+	CollectorLastSuccessTimeMetric = "carewatch_collector_last_success_timestamp_seconds"
+	// CollectorLastRunTimeMetric is when a collector's latest run finished.
+	CollectorLastRunTimeMetric = "carewatch_collector_last_run_timestamp_seconds"
+	// CollectorLastRunDurationMetric is how long a collector's latest run took.
+	CollectorLastRunDurationMetric = "carewatch_collector_last_run_duration_seconds"
+	// CollectorRunsMetric counts a collector's runs.
+	CollectorRunsMetric = "carewatch_collector_runs_total"
+	// CollectorFailuresMetric counts a collector's failed runs.
+	CollectorFailuresMetric = "carewatch_collector_failures_total"
+	// CollectorLastRunObservationsMetric is what a collector's latest successful run wrote.
+	CollectorLastRunObservationsMetric = "carewatch_collector_last_run_observations"
+)
+
+// scheduleSentence ends every KPI's HELP: the number is not measured at scrape
+// time, and its age is in another family.
+const scheduleSentence = "Collected on a schedule by carewatch, not at scrape time; the period the value describes is in " + PeriodMetric + "."
+
+// Label names the shared families put beside a KPI's own labels.
+const (
+	kpiLabel       = "kpi"
+	levelLabel     = "level"
+	collectorLabel = "collector"
+)
+
+// reservedKPIPrefixes are KPI name prefixes whose metric names would fall in
+// carewatch's own families (carewatch_kpi_*, carewatch_collector_*) or its
+// self-metrics (carewatch_config_*, carewatch_build_info).
+var reservedKPIPrefixes = []string{"kpi_", "collector_", "config_"}
+
+// reservedKPINames are KPI names whose metric names are carewatch self-metrics.
+var reservedKPINames = []string{"build_info"}
+
+// maxProblems bounds the problems a snapshot keeps, so a store returning
+// thousands of bad rows cannot grow it without limit.
+const maxProblems = 50
+
+// CheckKPI reports why the exporter cannot export k, or nil. A KPI is refused
+// when its metric or label names are not valid Prometheus names in the
+// classic character set, when its metric name falls in a family carewatch
+// itself exports, or when a label collides with one the shared families add
+// (kpi, level) or appears twice. The daemon should call it (or
+// CheckCatalogue) when it loads a configuration, so that a bad KPI is an
+// error at start-up rather than a series silently left out of /metrics.
+func CheckKPI(k *kpi.KPI) error {
+	if k == nil {
+		return errors.New("nil KPI")
+	}
+	if !model.LegacyValidation.IsValidMetricName(k.MetricName()) {
+		return fmt.Errorf("kpi %q: metric name %q is not a valid Prometheus metric name", k.Name, k.MetricName())
+	}
+	if slices.Contains(reservedKPINames, k.Name) {
+		return fmt.Errorf("kpi %q: metric name %q is a carewatch self-metric", k.Name, k.MetricName())
+	}
+	for _, p := range reservedKPIPrefixes {
+		if strings.HasPrefix(k.Name, p) {
+			return fmt.Errorf("kpi %q: names starting with %q are reserved for carewatch's own metrics", k.Name, p)
+		}
+	}
+	seen := make(map[string]bool, len(k.Labels))
+	for _, l := range k.Labels {
+		switch {
+		case !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__"):
+			return fmt.Errorf("kpi %q: label %q is not a valid Prometheus label name", k.Name, l)
+		case l == kpiLabel || l == levelLabel:
+			return fmt.Errorf("kpi %q: label %q is reserved", k.Name, l)
+		case seen[l]:
+			return fmt.Errorf("kpi %q: label %q appears twice", k.Name, l)
+		}
+		seen[l] = true
+	}
+	return nil
+}
+
+// CheckCatalogue runs CheckKPI on every KPI of c, in name order, and joins
+// the errors.
+func CheckCatalogue(c kpi.Catalogue) error {
+	var errs []error
+	for _, name := range c.Names() {
+		k := c[name]
+		if err := CheckKPI(k); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if k.Name != name {
+			errs = append(errs, fmt.Errorf("kpi %q is catalogued as %q", k.Name, name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Snapshot is an immutable picture of every KPI series' latest value and of
+// every collector's health. It implements prometheus.Collector as an
+// unchecked collector: Describe sends nothing, because a KPI's families carry
+// that KPI's own labels and the set of KPIs changes with the configuration.
+type Snapshot struct {
+	kpis      []*kpiEntry
+	health    []kpi.CollectorHealth
+	collector collectorDescs
+	problems  []error
+	dropped   int
+	series    int
+}
+
+// kpiEntry is one exportable KPI with its descriptors and its series.
+type kpiEntry struct {
+	k *kpi.KPI
+	// series are sorted by label values taken in label name order, the
+	// order in which a prometheus.Registry sorts them.
+	series []kpi.SeriesState
+	// byName lists the positions of k.Labels in label name order.
+	byName []int
+	// thresholdOrder lists the threshold samples in registry order, each
+	// as series index << 1 | level (0 amber, 1 red).
+	thresholdOrder []int32
+
+	value     *prometheus.Desc
+	status    *prometheus.Desc
+	amber     *prometheus.Desc
+	red       *prometheus.Desc
+	period    *prometheus.Desc
+	maxAge    *prometheus.Desc
+	info      *prometheus.Desc
+	infoLabel [3]string
+}
+
+type collectorDescs struct {
+	lastRunSuccess, lastSuccessTime, lastRunTime, lastRunDuration, runs, failures, observations *prometheus.Desc
+}
+
+// Fixed help texts, shared by every KPI's series in a family.
+const (
+	statusHelp = "RAG status of the KPI series' latest value: green 0, amber 1, red 2, unknown (value missing) -1. " +
+		"Only KPIs with thresholds have a status."
+	thresholdHelp = "Threshold that applies to the KPI series, by level (amber, red); a value strictly beyond it " +
+		"in the KPI's bad direction has crossed it."
+	periodHelp = "Unix time of the period the KPI series' latest value describes (a snapshot date, the start of a " +
+		"month, a reporting date), present even when the value is missing; the value is stale when " +
+		"time() minus this exceeds " + MaxAgeMetric + "."
+	maxAgeHelp = "How long after the period it describes a KPI's value stays fresh."
+	infoHelp   = "Catalogue entry of a KPI: its metric name, unit and direction (lower_is_better or higher_is_better)."
+)
+
+func newCollectorDescs() collectorDescs {
+	l := []string{collectorLabel}
+	return collectorDescs{
+		lastRunSuccess: prometheus.NewDesc(CollectorLastRunSuccessMetric,
+			"Whether the collector's latest finished run succeeded (1) or failed (0).", l, nil),
+		lastSuccessTime: prometheus.NewDesc(CollectorLastSuccessTimeMetric,
+			"Unix time at which the collector's latest successful run finished; absent if it never succeeded.", l, nil),
+		lastRunTime: prometheus.NewDesc(CollectorLastRunTimeMetric,
+			"Unix time at which the collector's latest run finished.", l, nil),
+		lastRunDuration: prometheus.NewDesc(CollectorLastRunDurationMetric,
+			"Duration of the collector's latest run, retries included.", l, nil),
+		runs: prometheus.NewDesc(CollectorRunsMetric,
+			"Runs of the collector recorded in the store, successful or not.", l, nil),
+		failures: prometheus.NewDesc(CollectorFailuresMetric,
+			"Failed runs of the collector recorded in the store.", l, nil),
+		observations: prometheus.NewDesc(CollectorLastRunObservationsMetric,
+			"Observations written by the collector's latest successful run.", l, nil),
+	}
+}
+
+// NewSnapshot builds a snapshot of the catalogue's KPIs from the latest series
+// states and collector health (as kpi.Store's Latest and Health return them).
+// It copies what it keeps, so the caller may reuse its slices.
+//
+// What cannot be exported is left out and listed by Problems: series of a KPI
+// that is not in c or that CheckKPI refuses, series whose label values do not
+// match the KPI's labels or are not valid UTF-8, a second state of the same
+// series, and a second health record of the same collector.
+func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.CollectorHealth) *Snapshot {
+	s := &Snapshot{collector: newCollectorDescs()}
+
+	byName := make(map[string]*kpiEntry, len(c))
+	for _, name := range c.Names() {
+		k := c[name]
+		if err := CheckKPI(k); err != nil {
+			s.problem(err)
+			continue
+		}
+		if k.Name != name {
+			s.problem(fmt.Errorf("kpi %q is catalogued as %q", k.Name, name))
+			continue
+		}
+		e := newKPIEntry(k)
+		byName[name] = e
+		s.kpis = append(s.kpis, e)
+	}
+
+	// Every series is checked first, so that each KPI's series and all kept
+	// label values get one allocation of the exact size: a snapshot lives
+	// until the next collector run, and may hold 100,000 series.
+	owner := make([]*kpiEntry, len(series))
+	count := make(map[*kpiEntry]int, len(s.kpis))
+	total := 0
+	for i := range series {
+		st := &series[i]
+		if st.KPI == nil {
+			s.drop(errors.New("series state without a KPI"))
+			continue
+		}
+		e := byName[st.KPI.Name]
+		if e == nil {
+			s.drop(fmt.Errorf("kpi %q: series %s: KPI is not exported", st.KPI.Name, kpi.LabelString(st.KPI, st.Labels)))
+			continue
+		}
+		if err := checkSeries(e.k, st); err != nil {
+			s.drop(fmt.Errorf("kpi %q: series %s: %w", e.k.Name, kpi.LabelString(st.KPI, st.Labels), err))
+			continue
+		}
+		owner[i] = e
+		count[e]++
+		total += len(st.Labels)
+	}
+	for e, n := range count {
+		e.series = make([]kpi.SeriesState, 0, n)
+	}
+	labels := make([]string, 0, total)
+	for i, e := range owner {
+		if e == nil {
+			continue
+		}
+		st := series[i]
+		start := len(labels)
+		labels = append(labels, st.Labels...)
+		st.Labels = labels[start:len(labels):len(labels)]
+		st.KPI = e.k
+		e.series = append(e.series, st)
+	}
+
+	for _, e := range s.kpis {
+		slices.SortStableFunc(e.series, e.compare)
+		e.series = slices.CompactFunc(e.series, func(a, b kpi.SeriesState) bool {
+			if slices.Equal(a.Labels, b.Labels) {
+				s.drop(fmt.Errorf("kpi %q: series %s: more than one state; the first is kept", e.k.Name, kpi.LabelString(e.k, b.Labels)))
+				return true
+			}
+			return false
+		})
+		e.thresholdOrder = e.orderThresholds()
+		s.series += len(e.series)
+	}
+
+	s.health = slices.Clone(health)
+	slices.SortStableFunc(s.health, func(a, b kpi.CollectorHealth) int { return strings.Compare(a.Collector, b.Collector) })
+	s.health = slices.CompactFunc(s.health, func(a, b kpi.CollectorHealth) bool {
+		if a.Collector == b.Collector {
+			s.problem(fmt.Errorf("collector %q: more than one health record; the first is kept", b.Collector))
+			return true
+		}
+		return false
+	})
+	s.health = slices.DeleteFunc(s.health, func(h kpi.CollectorHealth) bool {
+		if !utf8.ValidString(h.Collector) {
+			s.problem(fmt.Errorf("collector %q: name is not valid UTF-8", h.Collector))
+			return true
+		}
+		return false
+	})
+	return s
+}
+
+func checkSeries(k *kpi.KPI, st *kpi.SeriesState) error {
+	if st.KPI != k && !slices.Equal(st.KPI.Labels, k.Labels) {
+		return fmt.Errorf("labels %q differ from the catalogue's %q", st.KPI.Labels, k.Labels)
+	}
+	if len(st.Labels) != len(k.Labels) {
+		return fmt.Errorf("%d label values for %d labels", len(st.Labels), len(k.Labels))
+	}
+	for _, v := range st.Labels {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("label value %q is not valid UTF-8", v)
+		}
+	}
+	return nil
+}
+
+func newKPIEntry(k *kpi.KPI) *kpiEntry {
+	help := strings.TrimSpace(k.Help)
+	switch {
+	case help == "":
+		help = "KPI " + k.Name + "."
+	case !strings.HasSuffix(help, "."):
+		help += "."
+	}
+	help += " " + scheduleSentence
+
+	byName := make([]int, len(k.Labels))
+	for i := range byName {
+		byName[i] = i
+	}
+	slices.SortFunc(byName, func(a, b int) int { return strings.Compare(k.Labels[a], k.Labels[b]) })
+
+	named := prometheus.Labels{kpiLabel: k.Name}
+	level := func(l string) prometheus.Labels { return prometheus.Labels{kpiLabel: k.Name, levelLabel: l} }
+	return &kpiEntry{
+		k:         k,
+		byName:    byName,
+		value:     prometheus.NewDesc(k.MetricName(), help, k.Labels, nil),
+		status:    prometheus.NewDesc(StatusMetric, statusHelp, k.Labels, named),
+		amber:     prometheus.NewDesc(ThresholdMetric, thresholdHelp, k.Labels, level("amber")),
+		red:       prometheus.NewDesc(ThresholdMetric, thresholdHelp, k.Labels, level("red")),
+		period:    prometheus.NewDesc(PeriodMetric, periodHelp, k.Labels, named),
+		maxAge:    prometheus.NewDesc(MaxAgeMetric, maxAgeHelp, nil, named),
+		info:      prometheus.NewDesc(InfoMetric, infoHelp, []string{"metric", "unit", "direction"}, named),
+		infoLabel: [3]string{k.MetricName(), k.Unit, k.Direction.String()},
+	}
+}
+
+// compare orders series by label values, labels taken in name order.
+func (e *kpiEntry) compare(a, b kpi.SeriesState) int {
+	for _, i := range e.byName {
+		if c := strings.Compare(a.Labels[i], b.Labels[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// orderThresholds lists the thresholds in registry order. The threshold
+// family adds a level label, which sorts between the KPI's labels named
+// before "level" and those named after: so series are taken in groups that
+// share the values of the labels before it, all amber thresholds of a group
+// before all red ones.
+func (e *kpiEntry) orderThresholds() []int32 {
+	before := 0
+	for _, i := range e.byName {
+		if e.k.Labels[i] < levelLabel {
+			before++
+		}
+	}
+	samePrefix := func(a, b *kpi.SeriesState) bool {
+		for _, i := range e.byName[:before] {
+			if a.Labels[i] != b.Labels[i] {
+				return false
+			}
+		}
+		return true
+	}
+	var order []int32
+	for lo := 0; lo < len(e.series); {
+		hi := lo + 1
+		for hi < len(e.series) && samePrefix(&e.series[lo], &e.series[hi]) {
+			hi++
+		}
+		for i := lo; i < hi; i++ {
+			if e.series[i].Thresholds.Amber.Set {
+				order = append(order, int32(i)<<1)
+			}
+		}
+		for i := lo; i < hi; i++ {
+			if e.series[i].Thresholds.Red.Set {
+				order = append(order, int32(i)<<1|1)
+			}
+		}
+		lo = hi
+	}
+	return order
+}
+
+func (s *Snapshot) problem(err error) {
+	if len(s.problems) < maxProblems {
+		s.problems = append(s.problems, err)
+	}
+}
+
+func (s *Snapshot) drop(err error) {
+	s.dropped++
+	s.problem(err)
+}
+
+// Problems returns what NewSnapshot had to leave out and why (at most the
+// first 50 problems); nil when everything was exported.
+func (s *Snapshot) Problems() []error { return slices.Clone(s.problems) }
+
+// Dropped is the number of series states NewSnapshot left out.
+func (s *Snapshot) Dropped() int { return s.dropped }
+
+// Series is the number of KPI series in the snapshot.
+func (s *Snapshot) Series() int { return s.series }
+
+// Collectors is the number of collectors whose health is in the snapshot.
+func (s *Snapshot) Collectors() int { return len(s.health) }
+
+// Describe sends nothing: Snapshot is an unchecked collector.
+func (s *Snapshot) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends every metric of the snapshot.
+func (s *Snapshot) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range s.families() {
+		for _, p := range f.parts {
+			p.emit(ch, 0, p.n)
+		}
+	}
+}
+
+// A family is one metric family of the snapshot, as parts (one per KPI for
+// the shared families) that can be collected a range at a time. That lets
+// the exporter render a snapshot of any size in pieces of bounded size,
+// which matters because client_golang holds a piece's metrics in protobuf
+// form, several hundred bytes each, while it sorts and encodes them.
+//
+// Within a part, emit sends metrics in the order a prometheus.Registry sorts
+// them (by label values, labels taken in name order), so that pieces gathered
+// separately and concatenated are byte for byte what one registry would
+// render for that part.
+type family struct {
+	name  string
+	parts []part
+}
+
+type part struct {
+	// n is the number of positions; emit sends the metrics of positions
+	// [lo, hi), at most one per position.
+	n    int
+	emit func(ch chan<- prometheus.Metric, lo, hi int)
+}
+
+// families returns the snapshot's families in name order. Across the KPIs of
+// a shared family, series are in KPI name order.
+func (s *Snapshot) families() []family {
+	var fs []family
+	add := func(name string, parts ...part) { fs = append(fs, family{name: name, parts: parts}) }
+	kpiParts := func(f func(e *kpiEntry) part) []part {
+		ps := make([]part, 0, len(s.kpis))
+		for _, e := range s.kpis {
+			ps = append(ps, f(e))
+		}
+		return ps
+	}
+
+	for _, e := range s.kpis {
+		add(e.k.MetricName(), part{n: len(e.series), emit: e.emitValues})
+	}
+	add(StatusMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitStatus} })...)
+	add(ThresholdMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.thresholdOrder), emit: e.emitThresholds} })...)
+	add(PeriodMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitPeriods} })...)
+	add(MaxAgeMetric, part{n: 1, emit: s.emitMaxAges})
+	add(InfoMetric, part{n: 1, emit: s.emitInfo})
+
+	d := &s.collector
+	add(CollectorLastRunSuccessMetric, s.healthPart(d.lastRunSuccess, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return boolValue(h.LastRunOK), !h.LastRunAt.IsZero()
+	}))
+	add(CollectorLastSuccessTimeMetric, s.healthPart(d.lastSuccessTime, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return unixSeconds(h.LastSuccessAt), !h.LastSuccessAt.IsZero()
+	}))
+	add(CollectorLastRunTimeMetric, s.healthPart(d.lastRunTime, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return unixSeconds(h.LastRunAt), !h.LastRunAt.IsZero()
+	}))
+	add(CollectorLastRunDurationMetric, s.healthPart(d.lastRunDuration, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return h.LastRunDuration.Seconds(), !h.LastRunAt.IsZero()
+	}))
+	add(CollectorRunsMetric, s.healthPart(d.runs, prometheus.CounterValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return float64(h.Runs), true
+	}))
+	add(CollectorFailuresMetric, s.healthPart(d.failures, prometheus.CounterValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return float64(h.Failures), true
+	}))
+	add(CollectorLastRunObservationsMetric, s.healthPart(d.observations, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+		return float64(h.LastObservations), !h.LastSuccessAt.IsZero()
+	}))
+
+	slices.SortStableFunc(fs, func(a, b family) int { return strings.Compare(a.name, b.name) })
+	return fs
+}
+
+// emit sends a const metric. NewSnapshot has already checked everything that
+// could make NewConstMetric fail, so an error here is a bug; it is sent as an
+// invalid metric, which the registry reports, rather than a panic.
+func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- m
+}
+
+func (e *kpiEntry) emitValues(ch chan<- prometheus.Metric, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		st := &e.series[i]
+		// Missing is not zero: a missing value has no sample at all; its
+		// period and its unknown status are still exported.
+		if st.Value.Valid {
+			emit(ch, e.value, prometheus.GaugeValue, st.Value.V, st.Labels...)
+		}
+	}
+}
+
+func (e *kpiEntry) emitStatus(ch chan<- prometheus.Metric, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if st := &e.series[i]; st.Status != kpi.StatusNone {
+			emit(ch, e.status, prometheus.GaugeValue, st.Status.Number(), st.Labels...)
+		}
+	}
+}
+
+func (e *kpiEntry) emitThresholds(ch chan<- prometheus.Metric, lo, hi int) {
+	for _, o := range e.thresholdOrder[lo:hi] {
+		st := &e.series[o>>1]
+		if o&1 == 0 {
+			emit(ch, e.amber, prometheus.GaugeValue, st.Thresholds.Amber.Value, st.Labels...)
+		} else {
+			emit(ch, e.red, prometheus.GaugeValue, st.Thresholds.Red.Value, st.Labels...)
+		}
+	}
+}
+
+// emitPeriods leaves out a series without a period, which a store should
+// never return: the year 1 would make it look stale forever.
+func (e *kpiEntry) emitPeriods(ch chan<- prometheus.Metric, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if st := &e.series[i]; !st.Period.IsZero() {
+			emit(ch, e.period, prometheus.GaugeValue, unixSeconds(st.Period), st.Labels...)
+		}
+	}
+}
+
+func (s *Snapshot) emitMaxAges(ch chan<- prometheus.Metric, _, _ int) {
+	for _, e := range s.kpis {
+		if e.k.MaxAge > 0 {
+			emit(ch, e.maxAge, prometheus.GaugeValue, e.k.MaxAge.Seconds())
+		}
+	}
+}
+
+func (s *Snapshot) emitInfo(ch chan<- prometheus.Metric, _, _ int) {
+	for _, e := range s.kpis {
+		emit(ch, e.info, prometheus.GaugeValue, 1, e.infoLabel[:]...)
+	}
+}
+
+func (s *Snapshot) healthPart(d *prometheus.Desc, t prometheus.ValueType, value func(*kpi.CollectorHealth) (float64, bool)) part {
+	return part{n: len(s.health), emit: func(ch chan<- prometheus.Metric, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			h := &s.health[i]
+			if v, ok := value(h); ok {
+				emit(ch, d, t, v, h.Collector)
+			}
+		}
+	}}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// unixSeconds is t as Unix seconds, with its fraction. It avoids UnixNano,
+// which overflows outside the years 1678 to 2262.
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/float64(time.Second)
+}
