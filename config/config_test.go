@@ -149,6 +149,35 @@ func TestDSNComesFromEnvironmentOrFileNeverFromTheText(t *testing.T) {
 	}
 }
 
+func TestKPINamesThatWouldMakeBadMetricNamesAreRefused(t *testing.T) {
+	for name, want := range map[string]string{
+		"assessment_duration_median_working_days": `names the unit "days": use seconds`,
+		"wait_ms":                          `names the unit "ms": use seconds`,
+		"vacancy_percent":                  `names the unit "percent": use a 0-1 ratio ending in _ratio`,
+		"children_referrals_total":         "must not end in _total",
+		"kpi_status":                       "must not start with kpi_",
+		"collector_runs":                   "must not start with collector_",
+		"caseload_gauge":                   "must not name its metric type",
+		"adults_assessment_waiting_people": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			text := "kpis: [{name: " + name + ", help: h, direction: lower_is_better}]\n" +
+				"sources: [{name: s, type: postgres, dsn_env: X}]\n" +
+				"collectors: [{name: c, source: s, schedule: '@daily', query: q, metrics: [{kpi: " + name + ", value_column: v}]}]\n"
+			_, err := config.Parse([]byte(text), "c.yml")
+			if want == "" {
+				if err != nil {
+					t.Fatalf("refused a good name: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "kpis[0].name: \""+name+"\" "+want) {
+				t.Fatalf("err = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
 func TestParseScheduleAcceptsDescriptorsAndRefusesInlineTimeZones(t *testing.T) {
 	for spec, ok := range map[string]bool{
 		"@daily": true, "@every 15m": true, "0 6 * * 1-5": true, "*/5 * * * *": true,
@@ -158,5 +187,16 @@ func TestParseScheduleAcceptsDescriptorsAndRefusesInlineTimeZones(t *testing.T) 
 		if (err == nil) != ok {
 			t.Errorf("ParseSchedule(%q) err = %v, want ok=%v", spec, err, ok)
 		}
+	}
+}
+
+// The shipped example configurations must always load.
+func TestShippedExamplesAreValid(t *testing.T) {
+	for _, f := range []string{"../examples/reference.yml", "../examples/demo/carewatch.yml"} {
+		t.Run(f, func(t *testing.T) {
+			if _, err := config.Load(f); err != nil {
+				t.Fatalf("%v", err)
+			}
+		})
 	}
 }

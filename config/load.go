@@ -307,6 +307,8 @@ func (v *validator) kpis(ks []KPIConfig) kpi.Catalogue {
 			v.addf(p+".name", "%q must be lower-case letters, digits and underscores, starting with a letter", kc.Name)
 		case strings.HasPrefix(kc.Name, "carewatch_"):
 			v.addf(p+".name", "%q must not start with carewatch_: the prefix is added to the metric name", kc.Name)
+		case nameProblem(kc.Name) != "":
+			v.addf(p+".name", "%q %s", kc.Name, nameProblem(kc.Name))
 		default:
 			if j, dup := first[kc.Name]; dup {
 				v.addf(p+".name", "duplicate KPI name %q (first defined at kpis[%d])", kc.Name, j)
@@ -541,6 +543,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// reservedKPIPrefixes are the name spaces of carewatch's own metrics.
+var reservedKPIPrefixes = []string{"kpi_", "collector_", "config_", "store_", "build_"}
+
+// nonBaseUnits are name parts Prometheus conventions (and promtool) refuse:
+// durations are in seconds, and abbreviations hide the unit.
+var nonBaseUnits = map[string]string{
+	"minutes": "seconds", "hours": "seconds", "days": "seconds", "weeks": "seconds",
+	"s": "seconds", "ms": "seconds", "us": "seconds", "ns": "seconds", "sec": "seconds",
+	"m": "a spelt-out unit", "h": "seconds", "d": "seconds", "percent": "a 0-1 ratio ending in _ratio", "pct": "a 0-1 ratio ending in _ratio",
+}
+
+// nameProblem says why a KPI name would make a bad metric name, or "".
+func nameProblem(name string) string {
+	for _, p := range reservedKPIPrefixes {
+		if strings.HasPrefix(name, p) {
+			return fmt.Sprintf("must not start with %s: carewatch's own metrics use that name space", p)
+		}
+	}
+	parts := strings.Split(name, "_")
+	for _, part := range parts {
+		if base, bad := nonBaseUnits[part]; bad {
+			return fmt.Sprintf("names the unit %q: use %s (Prometheus base units; promtool refuses the name)", part, base)
+		}
+		if part == "gauge" || part == "counter" {
+			return "must not name its metric type"
+		}
+	}
+	switch last := parts[len(parts)-1]; last {
+	case "total", "count", "sum", "bucket", "info", "created":
+		return fmt.Sprintf("must not end in _%s: that suffix is for counters, histograms and info metrics, and KPI values are gauges", last)
+	}
+	return ""
 }
 
 var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
