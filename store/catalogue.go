@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// kpiRow is the JSON form in which SyncCatalogue hands the catalogue to
+// PostgreSQL, one object per KPI.
+type kpiRow struct {
+	Name       string        `json:"name"`
+	Metric     string        `json:"metric"`
+	Help       string        `json:"help"`
+	Unit       string        `json:"unit"`
+	Direction  string        `json:"direction"`
+	Labels     []string      `json:"labels"`
+	Amber      *float64      `json:"amber"`
+	Red        *float64      `json:"red"`
+	Overrides  []overrideRow `json:"overrides"`
+	MaxAgeSecs *float64      `json:"max_age_seconds"`
+}
+
+// overrideRow is one override as stored in kpis.overrides.
+type overrideRow struct {
+	Match map[string]string `json:"match"`
+	Amber *float64          `json:"amber"`
+	Red   *float64          `json:"red"`
+}
+
+func thresholdPtr(t kpi.Threshold) *float64 {
+	if !t.Set {
+		return nil
+	}
+	v := t.Value
+	return &v
+}
+
+// SyncCatalogue makes the kpis table match c: KPIs are added or updated
+// (updated_at moves only when a definition changed), and KPIs no longer in c
+// are marked retired, keeping their history. Call it at start-up and after
+// every configuration reload.
+func (s *Store) SyncCatalogue(ctx context.Context, c kpi.Catalogue) error {
+	rows := make([]kpiRow, 0, len(c))
+	names := make([]string, 0, len(c))
+	for _, name := range c.Names() {
+		k := c[name]
+		if k == nil {
+			return fmt.Errorf("store: sync catalogue: KPI %q has no definition", name)
+		}
+		r := kpiRow{
+			Name:      k.Name,
+			Metric:    k.MetricName(),
+			Help:      k.Help,
+			Unit:      k.Unit,
+			Direction: k.Direction.String(),
+			Labels:    k.Labels,
+			Amber:     thresholdPtr(k.Thresholds.Amber),
+			Red:       thresholdPtr(k.Thresholds.Red),
+			Overrides: make([]overrideRow, 0, len(k.Overrides)),
+		}
+		if r.Labels == nil {
+			r.Labels = []string{}
+		}
+		for _, o := range k.Overrides {
+			r.Overrides = append(r.Overrides, overrideRow{
+				Match: o.Match,
+				Amber: thresholdPtr(o.Thresholds.Amber),
+				Red:   thresholdPtr(o.Thresholds.Red),
+			})
+		}
+		if k.MaxAge > 0 {
+			secs := k.MaxAge.Seconds()
+			r.MaxAgeSecs = &secs
+		}
+		rows = append(rows, r)
+		names = append(names, k.Name)
+	}
+	doc, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("store: sync catalogue: %w", err)
+	}
+
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: sync catalogue: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	now := s.now()
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO kpis AS k (name, metric, help, unit, direction, labels, amber, red, overrides, max_age, updated_at)
+		SELECT x.name, x.metric, x.help, x.unit, x.direction, x.labels, x.amber, x.red,
+		       x.overrides, make_interval(secs => x.max_age_seconds), $2
+		FROM jsonb_to_recordset($1::jsonb) AS x(
+			name text, metric text, help text, unit text, direction text, labels text[],
+			amber double precision, red double precision, overrides jsonb, max_age_seconds double precision)
+		ON CONFLICT (name) DO UPDATE SET
+			metric = excluded.metric, help = excluded.help, unit = excluded.unit,
+			direction = excluded.direction, labels = excluded.labels,
+			amber = excluded.amber, red = excluded.red, overrides = excluded.overrides,
+			max_age = excluded.max_age, updated_at = excluded.updated_at, retired_at = NULL
+		WHERE k.retired_at IS NOT NULL
+		   OR (k.metric, k.help, k.unit, k.direction, k.labels, k.amber, k.red, k.overrides, k.max_age)
+		      IS DISTINCT FROM
+		      (excluded.metric, excluded.help, excluded.unit, excluded.direction, excluded.labels,
+		       excluded.amber, excluded.red, excluded.overrides, excluded.max_age)`,
+		string(doc), now); err != nil {
+		return fmt.Errorf("store: sync catalogue: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE kpis SET retired_at = $2
+		WHERE retired_at IS NULL AND name <> ALL($1::text[])`,
+		pq.Array(names), now); err != nil {
+		return fmt.Errorf("store: sync catalogue: retiring KPIs: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: sync catalogue: %w", err)
+	}
+	return nil
+}

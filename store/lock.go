@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// runLockKey is the advisory lock key of a collector's runs.
+func runLockKey(collector string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("carewatch collector run\xff"))
+	h.Write([]byte(collector))
+	return int64(h.Sum64())
+}
+
+// TryRunLock takes the lock on the collector's runs without waiting, so
+// that of several replicas sharing the database exactly one runs it. ok is
+// false if another session holds it. The lock lives in a session of its own,
+// outside the pool SaveRun uses; release unlocks it and closes that session,
+// and is safe to call more than once.
+//
+// If the session is lost while the run goes on (a network failure, a server
+// restart), so is the lock and another replica may run the collector too;
+// SaveRun's writes are idempotent, so that costs work, not correctness.
+func (s *Store) TryRunLock(ctx context.Context, collector string) (release func(), ok bool, err error) {
+	conn, err := s.lockDB.Connx(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: run lock of collector %q: %w", collector, err)
+	}
+	key := runLockKey(collector)
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+		conn.Close()
+		return nil, false, fmt.Errorf("store: run lock of collector %q: %w", collector, err)
+	}
+	if !ok {
+		conn.Close()
+		return nil, false, nil
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.locks, &once)
+			s.mu.Unlock()
+			// The run's context may be over by now.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+				// Closing the session below releases it all the same.
+				s.logger.Warn("releasing a run lock", "collector", collector, "err", err)
+			}
+			conn.Close()
+		})
+	}
+	s.mu.Lock()
+	s.locks[&once] = release
+	s.mu.Unlock()
+	return release, true, nil
+}
+
+// releaseLocks releases the run locks still held, for Close: the pool
+// would otherwise keep their sessions open until their holders let go.
+func (s *Store) releaseLocks() {
+	s.mu.Lock()
+	held := make([]func(), 0, len(s.locks))
+	for _, release := range s.locks {
+		held = append(held, release)
+	}
+	s.mu.Unlock()
+	for _, release := range held {
+		release()
+	}
+}
+
+// Listen calls fn with the collector's name each time a run is saved, by
+// this or any other process sharing the database, until ctx ends; then it
+// returns nil. fn is also called with "" once listening has begun and after
+// every reconnection, when notifications may have been missed: the caller
+// should then refresh everything. fn is called from one goroutine at a time.
+func (s *Store) Listen(ctx context.Context, fn func(collector string)) error {
+	l := pq.NewListener(s.dsn, time.Second, time.Minute, func(ev pq.ListenerEventType, err error) {
+		switch ev {
+		case pq.ListenerEventConnectionAttemptFailed, pq.ListenerEventDisconnected:
+			s.logger.Warn("notification listener", "event", ev.String(), "err", err)
+		default:
+			s.logger.Debug("notification listener", "event", ev.String())
+		}
+	})
+	defer l.Close()
+
+	// Listen waits for a connection however long that takes; Close ends
+	// the wait when ctx ends first.
+	listening := make(chan error, 1)
+	go func() { listening <- l.Listen(NotifyChannel) }()
+	select {
+	case err := <-listening:
+		if err != nil {
+			return fmt.Errorf("store: listen on %s: %w", NotifyChannel, err)
+		}
+	case <-ctx.Done():
+		l.Close()
+		<-listening
+		return nil
+	}
+	fn("")
+
+	// A ping now and then notices a dead connection that would otherwise
+	// wait for notifications forever.
+	ping := time.NewTicker(time.Minute)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case n, open := <-l.Notify:
+			if !open {
+				return fmt.Errorf("store: listen on %s: the listener closed", NotifyChannel)
+			}
+			if n == nil {
+				fn("")
+			} else {
+				fn(n.Extra)
+			}
+		case <-ping.C:
+			if err := l.Ping(); err != nil {
+				s.logger.Warn("notification listener ping", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// Latest returns, for every stored series of a KPI in c, the value of its
+// latest period, the run that stored it, and its status and thresholds as c
+// defines them now (a reload may have moved the thresholds since the value
+// was stored). A series whose label names are no longer those of its KPI is
+// left out: it belongs to an older definition. The states are ordered by
+// KPI name, then label set.
+func (s *Store) Latest(ctx context.Context, c kpi.Catalogue) ([]kpi.SeriesState, error) {
+	names := c.Names()
+	if len(names) == 0 {
+		return nil, nil
+	}
+	// The lateral subquery reads one row per series backwards along the
+	// primary key, however long the history.
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT s.id, s.kpi, s.labels, o.period, o.value, o.run_id, r.finished_at
+		FROM series s
+		CROSS JOIN LATERAL (
+			SELECT period, value, run_id FROM observations
+			WHERE series_id = s.id ORDER BY period DESC LIMIT 1
+		) o
+		LEFT JOIN runs r ON r.id = o.run_id
+		WHERE s.kpi = ANY($1::text[])
+		ORDER BY s.kpi, s.labels`, pq.Array(names))
+	if err != nil {
+		return nil, fmt.Errorf("store: latest values: %w", err)
+	}
+	defer rows.Close()
+	var states []kpi.SeriesState
+	var labels map[string]string
+	for rows.Next() {
+		var (
+			id          int64
+			name        string
+			labelsDoc   []byte
+			period      time.Time
+			v           sql.NullFloat64
+			runID       int64
+			collectedAt sql.NullTime
+		)
+		if err := rows.Scan(&id, &name, &labelsDoc, &period, &v, &runID, &collectedAt); err != nil {
+			return nil, fmt.Errorf("store: latest values: %w", err)
+		}
+		k := c[name]
+		if k == nil {
+			continue
+		}
+		clear(labels)
+		if err := json.Unmarshal(labelsDoc, &labels); err != nil {
+			return nil, fmt.Errorf("store: latest values: series %d: labels: %w", id, err)
+		}
+		values, ok := alignLabels(k, labels)
+		if !ok {
+			s.logger.Debug("series left out: its labels are not those of its KPI",
+				"kpi", name, "series", id, "labels", string(labelsDoc), "kpi_labels", k.Labels)
+			continue
+		}
+		val := kpi.Value{V: v.Float64, Valid: v.Valid}
+		st, th := k.Evaluate(values, val)
+		states = append(states, kpi.SeriesState{
+			KPI:         k,
+			Labels:      values,
+			Period:      period,
+			Value:       val,
+			Status:      st,
+			Thresholds:  th,
+			CollectedAt: collectedAt.Time,
+			RunID:       runID,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: latest values: %w", err)
+	}
+	return states, nil
+}
+
+// alignLabels returns the values of labels in the order of k.Labels, or
+// false if the label names are not exactly k's.
+func alignLabels(k *kpi.KPI, labels map[string]string) ([]string, bool) {
+	if len(labels) != len(k.Labels) {
+		return nil, false
+	}
+	values := make([]string, len(k.Labels))
+	for i, name := range k.Labels {
+		v, ok := labels[name]
+		if !ok {
+			return nil, false
+		}
+		values[i] = v
+	}
+	return values, true
+}
+
+// Health returns a summary of every collector's runs, ordered by collector.
+func (s *Store) Health(ctx context.Context) ([]kpi.CollectorHealth, error) {
+	// The counts scan the runs once; the latest run and the latest success
+	// are each one step along runs_collector_finished_idx.
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT c.collector, c.runs, c.failures,
+		       l.status = 'success', l.finished_at, l.duration_seconds, coalesce(l.error, ''),
+		       ok.finished_at, coalesce(ok.observations, 0)
+		FROM (
+			SELECT collector, count(*) AS runs, count(*) FILTER (WHERE status = 'failed') AS failures
+			FROM runs GROUP BY collector
+		) c
+		CROSS JOIN LATERAL (
+			SELECT status, finished_at, duration_seconds, error FROM runs
+			WHERE collector = c.collector ORDER BY finished_at DESC, id DESC LIMIT 1
+		) l
+		LEFT JOIN LATERAL (
+			SELECT finished_at, observations FROM runs
+			WHERE collector = c.collector AND status = 'success'
+			ORDER BY finished_at DESC, id DESC LIMIT 1
+		) ok ON true
+		ORDER BY c.collector`)
+	if err != nil {
+		return nil, fmt.Errorf("store: collector health: %w", err)
+	}
+	defer rows.Close()
+	var hs []kpi.CollectorHealth
+	for rows.Next() {
+		var (
+			h         kpi.CollectorHealth
+			durSecs   float64
+			lastOKAt  sql.NullTime
+			lastRunAt time.Time
+		)
+		if err := rows.Scan(&h.Collector, &h.Runs, &h.Failures, &h.LastRunOK, &lastRunAt, &durSecs,
+			&h.LastError, &lastOKAt, &h.LastObservations); err != nil {
+			return nil, fmt.Errorf("store: collector health: %w", err)
+		}
+		h.LastRunAt = lastRunAt
+		h.LastRunDuration = time.Duration(durSecs * float64(time.Second))
+		h.LastSuccessAt = lastOKAt.Time
+		hs = append(hs, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: collector health: %w", err)
+	}
+	return hs, nil
+}

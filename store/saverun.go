@@ -1,0 +1,380 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// SaveRun records a run and, for a successful one, its observations, in one
+// transaction.
+//
+// A failed run (run.Err != nil) is recorded with its error and nothing else
+// is touched. A successful run stores series it is the first to see, new
+// (series, period) pairs, and new values for stored periods, each of which
+// is also kept as a revision with the old value and run; a period stored
+// with the same value (missing counts as the same as missing) is left
+// alone. So saving the same run twice changes nothing but the run records.
+//
+// Then, for every series of a KPI with thresholds, the value of the run's
+// latest period is evaluated, unless a later period is already stored; a
+// status other than the stored one becomes the current status and is
+// recorded as a status event. The result lists those changes.
+//
+// The commit sends a notification on NotifyChannel, so that other replicas
+// know the collector's data changed.
+//
+// A NaN or infinite value is stored and judged as missing: no KPI takes such
+// a value, and a division by zero is missing, not infinite.
+func (s *Store) SaveRun(ctx context.Context, run kpi.Run, obs []kpi.Observation) (kpi.RunResult, error) {
+	if run.Collector == "" {
+		return kpi.RunResult{}, errors.New("store: save run: the run names no collector")
+	}
+	if run.Err != nil {
+		return s.saveFailedRun(ctx, run)
+	}
+	b, err := newBatch(obs)
+	if err != nil {
+		return kpi.RunResult{}, fmt.Errorf("store: collector %q: %w", run.Collector, err)
+	}
+	start := time.Now()
+	res, learned, err := s.saveRun(ctx, run, b)
+	if err != nil {
+		return kpi.RunResult{}, fmt.Errorf("store: collector %q: saving %d observations: %w", run.Collector, len(obs), err)
+	}
+	if len(learned) > 0 {
+		s.mu.Lock()
+		for id, stored := range learned {
+			s.known[id] = stored
+		}
+		s.mu.Unlock()
+	}
+	s.logger.Debug("saved run", "collector", run.Collector, "run", res.RunID,
+		"observations", res.Observations, "inserted", res.Inserted, "revised", res.Revised,
+		"status_changes", len(res.StatusChanges), "took", time.Since(start))
+	return res, nil
+}
+
+// saveFailedRun records a failed run and nothing else.
+func (s *Store) saveFailedRun(ctx context.Context, run kpi.Run) (kpi.RunResult, error) {
+	var id int64
+	err := s.inTx(ctx, func(tx *sqlx.Conn) (err error) {
+		if id, err = insertRun(ctx, tx, run, 0); err != nil {
+			return err
+		}
+		return notify(ctx, tx, run.Collector)
+	})
+	if err != nil {
+		return kpi.RunResult{}, fmt.Errorf("store: collector %q: saving failed run: %w", run.Collector, err)
+	}
+	return kpi.RunResult{RunID: id}, nil
+}
+
+// insertRun records run, which carried n observations.
+func insertRun(ctx context.Context, tx *sqlx.Conn, run kpi.Run, n int) (int64, error) {
+	status, errText := "success", any(nil)
+	if run.Err != nil {
+		status, errText = "failed", run.Err.Error()
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx, `
+		INSERT INTO runs (collector, source, query, started_at, finished_at, duration_seconds, status, error, observations)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		RETURNING id`,
+		run.Collector, run.Source, run.Query, run.StartedAt, run.FinishedAt,
+		max(run.FinishedAt.Sub(run.StartedAt).Seconds(), 0), status, errText, n,
+	).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("recording the run: %w", err)
+	}
+	return id, nil
+}
+
+func notify(ctx context.Context, tx *sqlx.Conn, collector string) error {
+	// Sent inside the transaction, the notification is delivered at commit
+	// and only if the commit succeeds.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, collector); err != nil {
+		return fmt.Errorf("notifying %s: %w", NotifyChannel, err)
+	}
+	return nil
+}
+
+// batch is a run's observations with what SaveRun works out before it
+// touches the database.
+type batch struct {
+	obs []kpi.Observation
+	// ids holds each observation's series ID as writers compute it.
+	ids []int64
+	// series holds the run's distinct series IDs in order of first sight,
+	// and latest the index of each one's observation of the latest period.
+	series []int64
+	latest []int
+	// position maps a series ID to its place in series.
+	position map[int64]int
+}
+
+func newBatch(obs []kpi.Observation) (*batch, error) {
+	// Sized for a series per observation, the common shape of a run: a
+	// map that grows a million entries a step at a time costs more than
+	// the whole status evaluation.
+	b := &batch{
+		obs:      obs,
+		ids:      make([]int64, len(obs)),
+		series:   make([]int64, 0, len(obs)),
+		latest:   make([]int, 0, len(obs)),
+		position: make(map[int64]int, len(obs)),
+	}
+	for i := range obs {
+		o := &obs[i]
+		if o.KPI == nil {
+			return nil, fmt.Errorf("observation %d has no KPI", i)
+		}
+		if len(o.Labels) != len(o.KPI.Labels) {
+			return nil, fmt.Errorf("observation %d of KPI %q has %d label values for %d labels",
+				i, o.KPI.Name, len(o.Labels), len(o.KPI.Labels))
+		}
+		if o.Period.IsZero() {
+			return nil, fmt.Errorf("observation %d of %s%s has no period", i, o.KPI.Name, kpi.LabelString(o.KPI, o.Labels))
+		}
+		id := kpi.SeriesID(o.KPI, o.Labels)
+		b.ids[i] = id
+		j, seen := b.position[id]
+		switch {
+		case !seen:
+			b.position[id] = len(b.series)
+			b.series = append(b.series, id)
+			b.latest = append(b.latest, i)
+		case o.Period.After(obs[b.latest[j]].Period):
+			b.latest[j] = i
+		}
+	}
+	return b, nil
+}
+
+// latestOf returns the observation of the latest period of series id.
+func (b *batch) latestOf(id int64) *kpi.Observation {
+	return &b.obs[b.latest[b.position[id]]]
+}
+
+// value is v as stored: a float64, or nil (NULL) for a missing value.
+func value(v kpi.Value) any {
+	if !v.Valid || math.IsNaN(v.V) || math.IsInf(v.V, 0) {
+		return nil
+	}
+	return v.V
+}
+
+// stored is v as stored and read back.
+func stored(v kpi.Value) kpi.Value {
+	if value(v) == nil {
+		return kpi.Missing
+	}
+	return v
+}
+
+// saveRun writes a successful run in one transaction. It returns the result
+// and the series IDs it learned, for the cache once committed.
+func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.RunResult, learned map[int64]int64, err error) {
+	now := s.now()
+	res.Observations = len(b.obs)
+	// Where the time goes, for the debug log: a slow save is the first thing
+	// an operator with a large collector will ask about.
+	var took []any
+	lap := time.Now()
+	step := func(name string) {
+		took = append(took, name, time.Since(lap))
+		lap = time.Now()
+	}
+	defer func() { s.logger.Debug("run save steps", append([]any{"collector", run.Collector}, took...)...) }()
+
+	// Statuses are judged before the transaction begins, to keep it short.
+	cands := evaluate(b)
+	step("evaluate")
+
+	// statusMu is taken in the transaction before its status step, and
+	// held until the transaction has ended: see updateStatus.
+	var (
+		rec          *statusRecord
+		statusLocked bool
+	)
+	defer func() {
+		if statusLocked {
+			s.statusMu.Unlock()
+		}
+	}()
+	err = s.inTx(ctx, func(tx *sqlx.Conn) error {
+		var err error
+		if res.RunID, err = insertRun(ctx, tx, run, len(b.obs)); err != nil {
+			return err
+		}
+		step("run")
+		var remap map[int64]int64
+		if remap, learned, err = s.resolveSeries(ctx, tx, b, now); err != nil {
+			return err
+		}
+		step("series")
+		storedID := func(id int64) int64 {
+			if len(remap) > 0 {
+				if to, ok := remap[id]; ok {
+					return to
+				}
+			}
+			return id
+		}
+		if err := writeObservations(ctx, tx, b, res.RunID, now, storedID, &res); err != nil {
+			return err
+		}
+		step("observations")
+		if len(cands) > 0 {
+			s.statusMu.Lock()
+			statusLocked = true
+		}
+		if res.StatusChanges, rec, err = s.updateStatus(ctx, tx, b, cands, res.RunID, now, storedID); err != nil {
+			return err
+		}
+		step("status")
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET inserted = $2, revised = $3 WHERE id = $1`,
+			res.RunID, res.Inserted, res.Revised); err != nil {
+			return fmt.Errorf("recording the run's counts: %w", err)
+		}
+		return notify(ctx, tx, run.Collector)
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	s.applyStatusRecord(rec)
+	step("commit")
+	return res, learned, nil
+}
+
+// writeObservations stores the batch's observations and counts what changed.
+//
+// Most runs collect a period not stored yet, so it first copies the rows
+// straight into observations inside a savepoint: as fast as a plain COPY.
+// If any (series, period) is stored already, the copy fails on the primary
+// key (usually at its first row), is rolled back to the savepoint, and the
+// rows are merged instead.
+func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64, now time.Time, storedID func(int64) int64, res *kpi.RunResult) error {
+	if len(b.obs) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT copy_observations`); err != nil {
+		return err
+	}
+	enc := newCopyEncoder()
+	run := enc.int(nil, runID)
+	err := copyIn(ctx, tx, "observations", []string{"series_id", "period", "value", "run_id"}, len(b.obs), func(buf []byte, i int) []byte {
+		o := &b.obs[i]
+		buf = append(enc.int(buf, storedID(b.ids[i])), '\t')
+		buf = append(enc.time(buf, o.Period), '\t')
+		buf = append(enc.value(buf, o.Value), '\t')
+		return append(buf, run...)
+	})
+	if err == nil {
+		if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT copy_observations`); err != nil {
+			return err
+		}
+		res.Inserted = len(b.obs)
+		return nil
+	}
+	if pq.As(err, pqerror.UniqueViolation) == nil {
+		return fmt.Errorf("copying observations: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT copy_observations`); err != nil {
+		return err
+	}
+	return mergeObservations(ctx, tx, b, runID, now, storedID, enc, res)
+}
+
+// mergeObservations stores the batch's observations when some of their
+// periods are stored already.
+func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64, now time.Time, storedID func(int64) int64, enc *copyEncoder, res *kpi.RunResult) error {
+	if _, err := tx.ExecContext(ctx, `
+		CREATE TEMP TABLE run_observations (
+			series_id bigint, period timestamptz, value double precision
+		) ON COMMIT DROP`); err != nil {
+		return fmt.Errorf("staging observations: %w", err)
+	}
+	err := copyIn(ctx, tx, "run_observations", []string{"series_id", "period", "value"}, len(b.obs), func(buf []byte, i int) []byte {
+		o := &b.obs[i]
+		buf = append(enc.int(buf, storedID(b.ids[i])), '\t')
+		buf = append(enc.time(buf, o.Period), '\t')
+		return enc.value(buf, o.Value)
+	})
+	if err != nil {
+		return fmt.Errorf("staging observations: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `ANALYZE run_observations`); err != nil {
+		return fmt.Errorf("staging observations: %w", err)
+	}
+	var dups bool
+	if err := tx.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT FROM run_observations GROUP BY series_id, period HAVING count(*) > 1)`).Scan(&dups); err != nil {
+		return fmt.Errorf("staging observations: %w", err)
+	}
+	if dups {
+		return duplicateError(b, storedID)
+	}
+	// One join sorts the rows into new, changed and unchanged. All parts of
+	// the statement see the same snapshot, so the revisions keep the values
+	// from before the update. ON CONFLICT covers a period another writer
+	// stored since.
+	var inserted, revised int
+	if err := tx.QueryRowContext(ctx, `
+		WITH j AS MATERIALIZED (
+			SELECT n.series_id, n.period, n.value, o.value AS old_value, o.run_id AS old_run_id,
+			       o.series_id IS NOT NULL AS stored
+			FROM run_observations n
+			LEFT JOIN observations o ON o.series_id = n.series_id AND o.period = n.period
+		), ins AS (
+			INSERT INTO observations (series_id, period, value, run_id)
+			SELECT series_id, period, value, $1 FROM j WHERE NOT stored
+			ON CONFLICT (series_id, period) DO NOTHING
+			RETURNING 1
+		), changed AS (
+			SELECT * FROM j WHERE stored AND old_value IS DISTINCT FROM value
+		), upd AS (
+			UPDATE observations o SET value = c.value, run_id = $1
+			FROM changed c
+			WHERE o.series_id = c.series_id AND o.period = c.period
+		), rev AS (
+			INSERT INTO revisions (series_id, period, old_value, new_value, old_run_id, new_run_id, revised_at)
+			SELECT series_id, period, old_value, value, old_run_id, $1, $2 FROM changed
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM rev)`,
+		runID, now).Scan(&inserted, &revised); err != nil {
+		return fmt.Errorf("merging observations: %w", err)
+	}
+	res.Inserted, res.Revised = inserted, revised
+	res.Unchanged = len(b.obs) - inserted - revised
+	return nil
+}
+
+// duplicateError names the first series and period that the batch holds
+// twice.
+func duplicateError(b *batch, storedID func(int64) int64) error {
+	type key struct {
+		id     int64
+		period int64
+	}
+	seen := make(map[key]struct{}, len(b.obs))
+	for i := range b.obs {
+		o := &b.obs[i]
+		k := key{storedID(b.ids[i]), o.Period.UnixMicro()}
+		if _, dup := seen[k]; dup {
+			return fmt.Errorf("the run holds two values of %s%s for the period %s",
+				o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), o.Period.Format(time.RFC3339))
+		}
+		seen[k] = struct{}{}
+	}
+	return errors.New("the run holds two values for one series and period")
+}

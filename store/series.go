@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// resolveSeries makes sure every series of the batch is stored. It returns
+// remap, the series of the batch stored under another ID than writers
+// compute (nearly always none), and learned, the IDs this process had not
+// seen before, for its cache once the transaction commits.
+func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now time.Time) (remap, learned map[int64]int64, err error) {
+	var unknown []int64
+	s.mu.Lock()
+	for _, id := range b.series {
+		stored, ok := s.known[id]
+		switch {
+		case !ok:
+			unknown = append(unknown, id)
+		case stored != id:
+			if remap == nil {
+				remap = make(map[int64]int64)
+			}
+			remap[id] = stored
+		}
+	}
+	s.mu.Unlock()
+	if len(unknown) == 0 {
+		return remap, nil, nil
+	}
+
+	// Most series this process has not seen were stored before it started,
+	// or by another replica: look them up by ID first.
+	learned = make(map[int64]int64, len(unknown))
+	if err := scanIDs(ctx, tx, func(id int64) { learned[id] = id },
+		`SELECT id FROM series WHERE id = ANY($1::bigint[])`, pq.Array(unknown)); err != nil {
+		return nil, nil, fmt.Errorf("looking up series: %w", err)
+	}
+	fresh := without(unknown, learned)
+	if len(fresh) == 0 {
+		return remap, learned, nil
+	}
+	// In ID order the primary key grows at one end instead of everywhere.
+	slices.Sort(fresh)
+
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE run_series (id bigint, kpi text, labels jsonb) ON COMMIT DROP`); err != nil {
+		return nil, nil, fmt.Errorf("staging new series: %w", err)
+	}
+	labels := make(map[string]string)
+	enc := newCopyEncoder()
+	var jsonErr error
+	err = copyIn(ctx, tx, "run_series", []string{"id", "kpi", "labels"}, len(fresh), func(buf []byte, i int) []byte {
+		o := b.latestOf(fresh[i])
+		clear(labels)
+		for j, name := range o.KPI.Labels {
+			labels[name] = o.Labels[j]
+		}
+		doc, err := json.Marshal(labels)
+		if err != nil && jsonErr == nil {
+			jsonErr = err
+		}
+		buf = append(enc.int(buf, fresh[i]), '\t')
+		buf = append(enc.text(buf, o.KPI.Name), '\t')
+		return enc.text(buf, string(doc))
+	})
+	if err == nil {
+		err = jsonErr
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("staging new series: %w", err)
+	}
+	// ON CONFLICT without a target skips rows that clash on the ID or on
+	// (kpi, labels); the rows it returns are the ones it stored.
+	if err := scanIDs(ctx, tx, func(id int64) { learned[id] = id }, `
+		INSERT INTO series (id, kpi, labels, first_seen)
+		SELECT id, kpi, labels, $1 FROM run_series
+		ON CONFLICT DO NOTHING
+		RETURNING id`, now); err != nil {
+		return nil, nil, fmt.Errorf("storing new series: %w", err)
+	}
+	rest := without(fresh, learned)
+	if len(rest) == 0 {
+		return remap, learned, nil
+	}
+	// A series first stored while its KPI listed its labels in another
+	// order has the same KPI and labels under another ID: keep using that.
+	rows, err := tx.QueryContext(ctx, `
+		SELECT r.id, s.id FROM run_series r
+		JOIN series s ON s.kpi = r.kpi AND s.labels = r.labels
+		WHERE r.id = ANY($1::bigint[])`, pq.Array(rest))
+	if err != nil {
+		return nil, nil, fmt.Errorf("looking up series: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, stored int64
+		if err := rows.Scan(&id, &stored); err != nil {
+			return nil, nil, fmt.Errorf("looking up series: %w", err)
+		}
+		learned[id] = stored
+		if remap == nil {
+			remap = make(map[int64]int64)
+		}
+		remap[id] = stored
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("looking up series: %w", err)
+	}
+	for _, id := range rest {
+		if _, ok := learned[id]; !ok {
+			// Two label sets with the same 63-bit hash: vanishingly rare,
+			// but never to be merged silently.
+			o := b.latestOf(id)
+			return nil, nil, fmt.Errorf("series %s%s: its ID %d is taken by another series",
+				o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), id)
+		}
+	}
+	return remap, learned, nil
+}
+
+// without returns the IDs that are not keys of m.
+func without(ids []int64, m map[int64]int64) []int64 {
+	var rest []int64
+	for _, id := range ids {
+		if _, ok := m[id]; !ok {
+			rest = append(rest, id)
+		}
+	}
+	return rest
+}
+
+// scanIDs calls fn with the single bigint column of every row of query.
+func scanIDs(ctx context.Context, tx *sqlx.Conn, fn func(int64), query string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		fn(id)
+	}
+	return rows.Err()
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// statusLockKey is the advisory lock key that serialises, across processes,
+// the part of SaveRun that records status changes ("carewatch status").
+const statusLockKey int64 = 0x63_77_73_74_61_74_75_73
+
+// candidate is a series' status judged on the value of the run's latest
+// period. It is kept small: a run may hold a million.
+type candidate struct {
+	id     int64 // as writers compute it
+	obs    int
+	status kpi.Status
+}
+
+// evaluate judges the latest value of every series of the batch whose KPI
+// has thresholds.
+func evaluate(b *batch) []candidate {
+	cands := make([]candidate, 0, len(b.series))
+	var (
+		k             *kpi.KPI
+		hasThresholds bool
+	)
+	for j, id := range b.series {
+		i := b.latest[j]
+		o := &b.obs[i]
+		if o.KPI != k {
+			k, hasThresholds = o.KPI, o.KPI.HasThresholds()
+		}
+		if !hasThresholds {
+			continue
+		}
+		if st, _ := k.Evaluate(o.Labels, stored(o.Value)); st != kpi.StatusNone {
+			cands = append(cands, candidate{id: id, obs: i, status: st})
+		}
+	}
+	return cands
+}
+
+// updateStatus records the statuses of cands that differ from the stored
+// ones, for series whose latest stored period is the run's.
+//
+// Comparing a million statuses in the database costs more than storing the
+// million observations, so the store keeps the stored statuses it has seen
+// in memory, and only candidates that differ from them go to the database.
+// The memory follows status_events, which only this function writes: it
+// holds statusLockKey until its transaction ends, so events are committed
+// in the order of their IDs, and replaying the events after the last one
+// it saw brings the memory up to date with every other writer.
+//
+// The caller holds statusMu from before the call until after the commit,
+// and then, if the commit succeeded, applies the returned record to memory.
+func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, runID int64, now time.Time, storedID func(int64) int64) ([]kpi.StatusChange, *statusRecord, error) {
+	if len(cands) == 0 {
+		return nil, nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, statusLockKey); err != nil {
+		return nil, nil, fmt.Errorf("status lock: %w", err)
+	}
+	if err := s.followStatusEvents(ctx, tx); err != nil {
+		return nil, nil, fmt.Errorf("reading status events: %w", err)
+	}
+	if err := s.loadStatuses(ctx, tx, cands, storedID); err != nil {
+		return nil, nil, fmt.Errorf("reading statuses: %w", err)
+	}
+	byID := make(map[int64]*candidate)
+	var changed []int64
+	for i := range cands {
+		c := &cands[i]
+		id := storedID(c.id)
+		if s.statuses[id] != c.status {
+			byID[id] = c
+			changed = append(changed, id)
+		}
+	}
+	if len(changed) == 0 {
+		return nil, nil, nil
+	}
+	// In ID order the writes walk the series_status primary key once.
+	slices.Sort(changed)
+
+	if _, err := tx.ExecContext(ctx, `
+		CREATE TEMP TABLE run_status (
+			series_id bigint, period timestamptz, value double precision,
+			status text, amber double precision, red double precision
+		) ON COMMIT DROP`); err != nil {
+		return nil, nil, fmt.Errorf("staging statuses: %w", err)
+	}
+	enc := newCopyEncoder()
+	err := copyIn(ctx, tx, "run_status", []string{"series_id", "period", "value", "status", "amber", "red"}, len(changed), func(buf []byte, i int) []byte {
+		c := byID[changed[i]]
+		o := &b.obs[c.obs]
+		_, th := o.KPI.Evaluate(o.Labels, stored(o.Value))
+		buf = append(enc.int(buf, changed[i]), '\t')
+		buf = append(enc.time(buf, o.Period), '\t')
+		buf = append(enc.value(buf, o.Value), '\t')
+		buf = append(enc.text(buf, c.status.String()), '\t')
+		buf = append(enc.threshold(buf, th.Amber), '\t')
+		return enc.threshold(buf, th.Red)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("staging statuses: %w", err)
+	}
+	// A status changes when it differs from the stored one and the run's
+	// latest period is the series' latest (the run's rows are stored by
+	// now). The status is compared again here: that costs nothing and does
+	// not depend on memory.
+	rows, err := tx.QueryContext(ctx, `
+		WITH changed AS (
+			SELECT c.series_id, c.period, c.value, c.status, c.amber, c.red, cur.status AS from_status
+			FROM run_status c
+			LEFT JOIN series_status cur ON cur.series_id = c.series_id
+			WHERE cur.status IS DISTINCT FROM c.status
+			  AND c.period >= (SELECT max(o.period) FROM observations o WHERE o.series_id = c.series_id)
+		), upserted AS (
+			INSERT INTO series_status AS s (series_id, status, since, period, value, amber, red, run_id)
+			SELECT series_id, status, $1, period, value, amber, red, $2 FROM changed
+			ON CONFLICT (series_id) DO UPDATE SET
+				status = excluded.status, since = excluded.since, period = excluded.period,
+				value = excluded.value, amber = excluded.amber, red = excluded.red, run_id = excluded.run_id
+		)
+		INSERT INTO status_events (series_id, at, period, from_status, to_status, value, amber, red, run_id)
+		SELECT series_id, $1, period, from_status, status, value, amber, red, $2 FROM changed
+		RETURNING id, series_id, from_status`, now, runID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recording status changes: %w", err)
+	}
+	defer rows.Close()
+	var changes []kpi.StatusChange
+	rec := &statusRecord{set: make(map[int64]kpi.Status)}
+	for rows.Next() {
+		var event, id int64
+		var from sql.NullString
+		if err := rows.Scan(&event, &id, &from); err != nil {
+			return nil, nil, fmt.Errorf("recording status changes: %w", err)
+		}
+		c, ok := byID[id]
+		if !ok {
+			return nil, nil, fmt.Errorf("recording status changes: series %d was not in the run", id)
+		}
+		fromStatus, err := kpi.ParseStatus(from.String)
+		if err != nil {
+			return nil, nil, fmt.Errorf("recording status changes: %w", err)
+		}
+		rec.set[id] = c.status
+		rec.last = max(rec.last, event)
+		o := &b.obs[c.obs]
+		_, th := o.KPI.Evaluate(o.Labels, stored(o.Value))
+		changes = append(changes, kpi.StatusChange{
+			KPI:        o.KPI,
+			Labels:     o.Labels,
+			Period:     o.Period,
+			From:       fromStatus,
+			To:         c.status,
+			Value:      stored(o.Value),
+			Thresholds: th,
+			At:         now,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("recording status changes: %w", err)
+	}
+	slices.SortFunc(changes, func(a, b kpi.StatusChange) int {
+		if c := strings.Compare(a.KPI.Name, b.KPI.Name); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Labels, b.Labels)
+	})
+	return changes, rec, nil
+}
+
+// statusRecord is what a transaction wrote to status_events: the stored
+// series' new statuses and the last event's ID.
+type statusRecord struct {
+	set  map[int64]kpi.Status
+	last int64
+}
+
+// applyStatusRecord brings s.statuses up to date with the changes a
+// committed transaction recorded. It needs statusMu, held since before the
+// transaction took statusLockKey: no other writer's events can lie between
+// statusSeen and the record's.
+func (s *Store) applyStatusRecord(rec *statusRecord) {
+	if rec == nil || len(rec.set) == 0 {
+		return
+	}
+	for id, st := range rec.set {
+		s.statuses[id] = st
+	}
+	s.statusSeen = max(s.statusSeen, rec.last)
+}
+
+// followStatusEvents brings s.statuses up to date with the status events
+// recorded since it last looked. It needs statusMu and statusLockKey held.
+func (s *Store) followStatusEvents(ctx context.Context, tx *sqlx.Conn) error {
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM status_events`).Scan(&last); err != nil {
+		return err
+	}
+	switch {
+	case last == s.statusSeen:
+		return nil
+	case last < s.statusSeen || last-s.statusSeen > int64(len(s.statuses)):
+		// The events were cut back, or replaying them would cost more than
+		// reading the statuses again: forget what we know.
+		clear(s.statuses)
+		s.statusSeen = last
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `
+		SELECT series_id, to_status FROM status_events
+		WHERE id > $1 AND id <= $2 ORDER BY id`, s.statusSeen, last)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var to string
+		if err := rows.Scan(&id, &to); err != nil {
+			return err
+		}
+		if _, cached := s.statuses[id]; !cached {
+			continue
+		}
+		st, err := kpi.ParseStatus(to)
+		if err != nil {
+			return err
+		}
+		s.statuses[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.statusSeen = last
+	return nil
+}
+
+// loadStatuses reads the stored statuses of the candidates' series that
+// s.statuses does not hold; a series without one is held as StatusNone. It
+// needs statusMu and statusLockKey held.
+func (s *Store) loadStatuses(ctx context.Context, tx *sqlx.Conn, cands []candidate, storedID func(int64) int64) error {
+	var missing []int64
+	for _, c := range cands {
+		id := storedID(c.id)
+		if _, ok := s.statuses[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT series_id, status FROM series_status WHERE series_id = ANY($1::bigint[])`, pq.Array(missing))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var status string
+		if err := rows.Scan(&id, &status); err != nil {
+			return err
+		}
+		st, err := kpi.ParseStatus(status)
+		if err != nil {
+			return err
+		}
+		s.statuses[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range missing {
+		if _, ok := s.statuses[id]; !ok {
+			s.statuses[id] = kpi.StatusNone
+		}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+// Package store is carewatch's system of record: a PostgreSQL database that
+// keeps the KPI catalogue, every series and every observation with its
+// revisions, the record of every collector run, and each series' RAG status
+// with the history of its changes. It implements kpi.Store.
+//
+// The tables are meant to be read directly by Grafana's PostgreSQL data
+// source: timestamps are timestamptz, numbers are double precision (NULL is
+// a missing value, never 0), label sets are jsonb objects ({"team": "north"}),
+// and statuses are the words green, amber, red and unknown.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// ApplicationName is the application_name the store's sessions show in
+// pg_stat_activity, unless the DSN sets another.
+const ApplicationName = "carewatch"
+
+// NotifyChannel is the PostgreSQL notification channel on which SaveRun
+// announces every recorded run, with the collector's name as the payload.
+const NotifyChannel = "carewatch_runs"
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// MaxOpenConns bounds the pool used for reads and writes (default 4).
+	// Run locks and the notification listener hold connections of their own
+	// outside this pool, so a long run never starves the writers.
+	MaxOpenConns int
+	// ConnMaxLifetime recycles pooled connections (default 30 minutes).
+	ConnMaxLifetime time.Duration
+	// Logger receives debug and warning messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for the times the store records itself (revisions,
+	// status changes, first sightings); nil is time.Now.
+	Now func() time.Time
+}
+
+// Store is the PostgreSQL implementation of kpi.Store. It is safe for
+// concurrent use.
+type Store struct {
+	db *sqlx.DB
+	// lockDB opens the sessions that hold run locks. It keeps no idle
+	// connections, so a session is closed, and any lock it holds released,
+	// as soon as its holder lets go of it.
+	lockDB *sqlx.DB
+	dsn    string
+	logger *slog.Logger
+	now    func() time.Time
+
+	// mu guards locks and known.
+	mu sync.Mutex
+	// locks holds the release functions of the run locks held.
+	locks map[*sync.Once]func()
+	// known holds the series this process has seen stored, by the ID
+	// writers compute (kpi.SeriesID) mapped to the ID the database holds
+	// them under. The two differ only for a series first stored while its
+	// KPI listed its labels in another order. Series are never deleted, so
+	// an entry never goes stale; it spares each run a lookup per series.
+	known map[int64]int64
+
+	// statusMu guards statuses and statusSeen, and is held through the part
+	// of SaveRun that records status changes (see updateStatus).
+	statusMu sync.Mutex
+	// statuses holds the stored status of the series (by stored ID) this
+	// process has looked at; StatusNone stands for no stored status.
+	statuses map[int64]kpi.Status
+	// statusSeen is the ID of the last status event statuses reflects.
+	statusSeen int64
+}
+
+var _ kpi.Store = (*Store)(nil)
+
+// Open connects to the PostgreSQL database at dsn (a postgres:// URL or a
+// key=value connection string) and checks that it answers. It does not
+// migrate the schema: call Migrate.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 4
+	}
+	if o.ConnMaxLifetime <= 0 {
+		o.ConnMaxLifetime = 30 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	dsn, err := withApplicationName(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxOpenConns)
+	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	lockDB, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	lockDB.SetMaxIdleConns(0)
+	return &Store{
+		db:       db,
+		lockDB:   lockDB,
+		dsn:      dsn,
+		logger:   o.Logger,
+		now:      o.Now,
+		locks:    make(map[*sync.Once]func()),
+		known:    make(map[int64]int64),
+		statuses: make(map[int64]kpi.Status),
+	}, nil
+}
+
+// withApplicationName adds fallback_application_name to dsn, so sessions are
+// named carewatch unless the DSN names them itself. A DSN that cannot be
+// parsed is reported without its text, which may hold a password.
+func withApplicationName(dsn string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", errors.New("store: the database URL cannot be parsed")
+		}
+		q := u.Query()
+		q.Set("fallback_application_name", ApplicationName)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	if _, err := pq.NewConnector(dsn); err != nil {
+		return "", errors.New("store: the database connection string cannot be parsed")
+	}
+	return strings.TrimSpace(dsn) + " fallback_application_name=" + ApplicationName, nil
+}
+
+// Close releases the run locks still held and closes the store's
+// connections.
+func (s *Store) Close() error {
+	s.releaseLocks()
+	return errors.Join(s.db.Close(), s.lockDB.Close())
+}
+
+// DB returns the store's connection pool, for tests and maintenance commands.
+func (s *Store) DB() *sqlx.DB { return s.db }
