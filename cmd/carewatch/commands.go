@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/carewatch/carewatch/collector"
+	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// runCheck validates the configuration and, with connect, reaches the store
+// and every source.
+func runCheck(ctx context.Context, file string, connect bool, out io.Writer) error {
+	cfg, err := loadConfig(file)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: %d KPIs, %d sources, %d collectors: OK\n", file, len(cfg.Catalogue), len(cfg.Sources), len(cfg.Collectors))
+	if !connect {
+		return nil
+	}
+	var failures []string
+	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		failures = append(failures, err.Error())
+	} else {
+		st.Close()
+		fmt.Fprintln(out, "store: reachable, schema current")
+	}
+	for i := range cfg.Sources {
+		sc := &cfg.Sources[i]
+		if err := pingSource(ctx, sc); err != nil {
+			failures = append(failures, err.Error())
+			continue
+		}
+		fmt.Fprintf(out, "source %q: reachable\n", sc.Name)
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("%s", strings.Join(failures, "\n"))
+	}
+	return nil
+}
+
+func pingSource(ctx context.Context, sc *config.SourceConfig) error {
+	dsn, err := sc.DSN()
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	db, err := collector.ConnectSQL(pctx, sc, dsn)
+	if err != nil {
+		return err
+	}
+	return db.Close()
+}
+
+// runCollect runs one collector now, prints its observations and, unless
+// dryRun, stores them as a run.
+func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writer, logger *slog.Logger) error {
+	cfg, err := loadConfig(file)
+	if err != nil {
+		return err
+	}
+	var cc *config.CollectorConfig
+	for i := range cfg.Collectors {
+		if cfg.Collectors[i].Name == name {
+			cc = &cfg.Collectors[i]
+		}
+	}
+	if cc == nil {
+		names := make([]string, len(cfg.Collectors))
+		for i := range cfg.Collectors {
+			names[i] = cfg.Collectors[i].Name
+		}
+		return fmt.Errorf("no collector %q in %s (collectors: %s)", name, file, strings.Join(names, ", "))
+	}
+	dbs := map[string]*sqlx.DB{}
+	defer func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}()
+	src, err := newSource(cfg, cc, dbs)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.EffectiveTimeout(cc))
+	defer cancel()
+	started := time.Now()
+	obs, err := src.Collect(cctx, kpi.RunInfo{Collector: cc.Name, At: started, Location: cfg.Location})
+	if err != nil {
+		return err
+	}
+	printObservations(out, obs, cfg.Location)
+	if dryRun {
+		fmt.Fprintf(out, "%d observations (dry run: nothing stored)\n", len(obs))
+		return nil
+	}
+	st, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
+		return err
+	}
+	source, query := src.Describe()
+	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, StartedAt: started, FinishedAt: time.Now()}, obs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "run %d stored: %d observations, %d new, %d revised, %d unchanged, %d status changes\n",
+		res.RunID, res.Observations, res.Inserted, res.Revised, res.Unchanged, len(res.StatusChanges))
+	return nil
+}
+
+func printObservations(out io.Writer, obs []kpi.Observation, loc *time.Location) {
+	sorted := append([]kpi.Observation(nil), obs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.KPI.Name != b.KPI.Name {
+			return a.KPI.Name < b.KPI.Name
+		}
+		if la, lb := strings.Join(a.Labels, "\x00"), strings.Join(b.Labels, "\x00"); la != lb {
+			return la < lb
+		}
+		return a.Period.Before(b.Period)
+	})
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KPI\tLABELS\tPERIOD\tVALUE")
+	for _, o := range sorted {
+		labels := make([]string, len(o.KPI.Labels))
+		for i, l := range o.KPI.Labels {
+			labels[i] = l + "=" + o.Labels[i]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.KPI.Name, strings.Join(labels, ","), o.Period.In(loc).Format("2006-01-02"), o.Value)
+	}
+	tw.Flush()
+}
+
+// runMigrate applies the store's schema.
+func runMigrate(ctx context.Context, file string, out io.Writer, logger *slog.Logger) error {
+	cfg, err := loadConfig(file)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintln(out, "store schema is current")
+	return nil
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/carewatch/carewatch/collector"
+	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/exporter"
+	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/store"
+)
+
+// daemonOptions are what the run and demo commands hand the daemon.
+type daemonOptions struct {
+	ConfigFile string
+	Web        *web.FlagConfig
+	// Listener, when set, is served instead of the --web.listen-address
+	// addresses (tests listen on port 0).
+	Listener        net.Listener
+	ShutdownTimeout time.Duration
+	// Reload receives a value for every SIGHUP.
+	Reload <-chan struct{}
+	Logger *slog.Logger
+	// Started, if set, is called once the daemon serves its first snapshot.
+	Started func(d *daemon)
+}
+
+// daemon is a running carewatch: one store, one exporter, and the
+// collectors of the configuration currently in force.
+type daemon struct {
+	opts     daemonOptions
+	logger   *slog.Logger
+	store    *store.Store
+	exporter *exporter.Exporter
+	reloadM  *exporter.ReloadMetrics
+	storeUp  prometheus.Gauge
+
+	mu     sync.Mutex // guards active and reloads
+	active *generation
+
+	refreshMu sync.Mutex
+}
+
+// generation is one loaded configuration with its sources and scheduler;
+// a reload replaces the whole generation.
+type generation struct {
+	cfg       *config.Config
+	dbs       map[string]*sqlx.DB
+	scheduler *collector.Scheduler
+	sources   map[string]*runner
+}
+
+// runDaemon runs until ctx ends, then shuts down in order: stop serving,
+// stop the scheduler and wait for runs in flight, close sources and store.
+func runDaemon(ctx context.Context, o daemonOptions) error {
+	logger := o.Logger
+	cfg, err := loadConfig(o.ConfigFile)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	self := exporter.NewSelfRegistry()
+	reloadM, err := exporter.NewReloadMetrics(self)
+	if err != nil {
+		return err
+	}
+	d := &daemon{
+		opts:     o,
+		logger:   logger,
+		store:    st,
+		exporter: exporter.New(logger),
+		reloadM:  reloadM,
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "carewatch_store_up",
+			Help: "Whether carewatch's last round trip to its PostgreSQL store succeeded (1) or not (0).",
+		}),
+	}
+	if err := self.Register(d.storeUp); err != nil {
+		return err
+	}
+
+	// The first snapshot comes from the store, so a restart serves the same
+	// numbers as before it, before any collector has run again.
+	if err := d.refresh(ctx, cfg.Catalogue); err != nil {
+		return fmt.Errorf("building the first snapshot from the store: %w", err)
+	}
+	gen, err := d.newGeneration(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.active = gen
+	d.reloadM.Succeeded(time.Now())
+
+	mux, err := exporter.NewMux(exporter.MuxOptions{
+		Exporter: d.exporter,
+		Self:     self,
+		Reload:   d.reload,
+		Version:  version.Version,
+	})
+	if err != nil {
+		gen.stop(ctx)
+		return err
+	}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() {
+		if o.Listener != nil {
+			serveErr <- web.Serve(o.Listener, server, o.Web, logger)
+		} else {
+			serveErr <- web.ListenAndServe(server, o.Web, logger)
+		}
+	}()
+
+	if err := gen.scheduler.Start(ctx); err != nil {
+		server.Close()
+		return fmt.Errorf("starting the scheduler: %w", err)
+	}
+	logger.Info("carewatch started", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.watchStore(ctx) }()
+	go func() {
+		defer wg.Done()
+		// Another replica's run changes what this one must serve.
+		if err := st.Listen(ctx, func(string) { d.refreshActive(ctx) }); err != nil && ctx.Err() == nil {
+			logger.Warn("listening for other replicas' runs stopped", "err", err)
+		}
+	}()
+	if o.Started != nil {
+		o.Started(d)
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-o.Reload:
+			if err := d.reload(ctx); err != nil {
+				logger.Error("reload failed; keeping the running configuration", "err", err)
+			}
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				runErr = fmt.Errorf("serving HTTP: %w", err)
+			}
+			break loop
+		}
+	}
+	d.shutdown(server)
+	wg.Wait()
+	return runErr
+}
+
+// shutdown runs the ordered, bounded shutdown steps.
+func (d *daemon) shutdown(server *http.Server) {
+	timeout := d.opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"stop serving HTTP", server.Shutdown},
+		{"stop the scheduler and wait for runs in flight", func(ctx context.Context) error {
+			d.mu.Lock()
+			gen := d.active
+			d.mu.Unlock()
+			return gen.stop(ctx)
+		}},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		if err := s.fn(ctx); err != nil {
+			d.logger.Warn("shutdown step failed", "step", s.name, "err", err)
+			continue
+		}
+		d.logger.Info("shutdown step done", "step", s.name, "duration", time.Since(start))
+	}
+}
+
+// newGeneration opens the configuration's sources and builds its scheduler;
+// it does not start it.
+func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config) (*generation, error) {
+	if err := d.store.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
+		return nil, fmt.Errorf("recording the KPI catalogue: %w", err)
+	}
+	gen := &generation{cfg: cfg, dbs: map[string]*sqlx.DB{}, sources: map[string]*runner{}}
+	jobs := make([]collector.Job, 0, len(cfg.Collectors))
+	for i := range cfg.Collectors {
+		cc := &cfg.Collectors[i]
+		r, err := d.newRunner(gen, cc)
+		if err != nil {
+			gen.closeSources()
+			return nil, err
+		}
+		gen.sources[cc.Name] = r
+		jobs = append(jobs, r.job())
+	}
+	gen.scheduler = collector.NewScheduler(cfg.Location, d.logger, jobs)
+	return gen, nil
+}
+
+func (g *generation) stop(ctx context.Context) error {
+	err := g.scheduler.Stop(ctx)
+	g.closeSources()
+	return err
+}
+
+func (g *generation) closeSources() {
+	for _, db := range g.dbs {
+		db.Close()
+	}
+}
+
+// reload loads the configuration file again. A bad file, or one whose
+// sources cannot be set up, leaves the running configuration in force.
+func (d *daemon) reload(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg, err := loadConfig(d.opts.ConfigFile)
+	if err == nil {
+		var gen *generation
+		if gen, err = d.newGeneration(ctx, cfg); err == nil {
+			stopCtx, cancel := context.WithTimeout(ctx, d.opts.ShutdownTimeout)
+			if serr := d.active.stop(stopCtx); serr != nil {
+				d.logger.Warn("stopping the previous configuration's runs", "err", serr)
+			}
+			cancel()
+			d.active = gen
+			if rerr := d.refresh(ctx, cfg.Catalogue); rerr != nil {
+				d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
+			}
+			if err := gen.scheduler.Start(ctx); err != nil {
+				// Cannot happen with a validated config (unique names); say so loudly if it does.
+				d.reloadM.Failed()
+				return fmt.Errorf("starting the reloaded scheduler: %w", err)
+			}
+			d.reloadM.Succeeded(time.Now())
+			d.logger.Info("configuration reloaded", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
+			return nil
+		}
+	}
+	d.reloadM.Failed()
+	// The old catalogue stays in force; restore it in the store too.
+	if serr := d.store.SyncCatalogue(ctx, d.active.cfg.Catalogue); serr != nil {
+		d.logger.Warn("restoring the KPI catalogue", "err", serr)
+	}
+	return fmt.Errorf("reloading %s: %w", d.opts.ConfigFile, err)
+}
+
+// refreshActive rebuilds the snapshot for the configuration in force.
+func (d *daemon) refreshActive(ctx context.Context) {
+	d.mu.Lock()
+	cat := d.active.cfg.Catalogue
+	d.mu.Unlock()
+	if err := d.refresh(ctx, cat); err != nil {
+		d.logger.Error("refreshing the snapshot; serving the previous one", "err", err)
+	}
+}
+
+// refresh builds a new snapshot of the latest values from the store.
+func (d *daemon) refresh(ctx context.Context, cat kpi.Catalogue) error {
+	d.refreshMu.Lock()
+	defer d.refreshMu.Unlock()
+	series, err := d.store.Latest(ctx, cat)
+	if err == nil {
+		var health []kpi.CollectorHealth
+		if health, err = d.store.Health(ctx); err == nil {
+			d.setStoreUp(true)
+			snap := exporter.NewSnapshot(cat, series, health)
+			for _, p := range snap.Problems() {
+				d.logger.Warn("left out of /metrics", "problem", p)
+			}
+			return d.exporter.Set(snap)
+		}
+	}
+	d.setStoreUp(false)
+	return err
+}
+
+func (d *daemon) setStoreUp(ok bool) {
+	if ok {
+		d.storeUp.Set(1)
+	} else {
+		d.storeUp.Set(0)
+	}
+}
+
+// watchStore pings the store so that an unreachable store shows in
+// carewatch_store_up even when no collector is due.
+func (d *daemon) watchStore(ctx context.Context) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := d.store.DB().PingContext(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				d.logger.Warn("store unreachable", "err", err)
+			}
+			d.setStoreUp(err == nil)
+		}
+	}
+}
+
+// loadConfig loads and validates a configuration file, including the rules
+// the exporter imposes on metric and label names.
+func loadConfig(file string) (*config.Config, error) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not valid:\n%w", file, err)
+	}
+	if err := exporter.CheckCatalogue(cfg.Catalogue); err != nil {
+		return nil, fmt.Errorf("%s is not valid: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// openStore connects to the configured store and applies its migrations.
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
+	dsn, err := cfg.Store.DSN()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, dsn, store.Options{
+		MaxOpenConns:    cfg.Store.MaxOpenConns,
+		ConnMaxLifetime: time.Duration(cfg.Store.ConnMaxLifetime),
+		Logger:          logger.With("room", "store"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrating the store: %w", err)
+	}
+	return st, nil
+}
+
+// runNow runs one collector of the configuration in force at once.
+func (d *daemon) runNow(ctx context.Context, name string) error {
+	d.mu.Lock()
+	gen := d.active
+	d.mu.Unlock()
+	return gen.scheduler.RunNow(ctx, name)
+}

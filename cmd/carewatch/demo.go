@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the demo source is PostgreSQL
+
+	"github.com/carewatch/carewatch/demo"
+	"github.com/carewatch/carewatch/pglocal"
+)
+
+// demoConfigFile is the demo council's configuration, relative to the
+// repository root.
+const demoConfigFile = "examples/demo/carewatch.yml"
+
+// Environment variables the demo configuration reads its DSNs from.
+const (
+	storeDSNEnv  = "CAREWATCH_DATABASE_URL"
+	sourceDSNEnv = "CAREWATCH_DEMO_SOURCE_URL"
+)
+
+type demoOptions struct {
+	Dir      string
+	Seed     uint64
+	DayEvery time.Duration
+}
+
+func demoFlags(cmd *kingpin.CmdClause) *demoOptions {
+	o := &demoOptions{}
+	cmd.Flag("demo.dir", "Where the demo keeps its local PostgreSQL when "+storeDSNEnv+" is not set.").Default(".carewatch").StringVar(&o.Dir)
+	cmd.Flag("demo.seed", "Seed of the synthetic council; the same seed gives the same council.").Default("2026").Uint64Var(&o.Seed)
+	cmd.Flag("demo.day-every", "How often the demo council's clock moves on by one day (0 keeps it still).").Default("1m").DurationVar(&o.DayEvery)
+	return o
+}
+
+// runDemo brings up the demo council: a store and a synthetic
+// case-management reporting database (on a local PostgreSQL it provisions
+// itself unless CAREWATCH_DATABASE_URL is set), whose clock moves on while
+// carewatch collects from it.
+func runDemo(ctx context.Context, o demoOptions, d daemonOptions) error {
+	logger := d.Logger.With("room", "demo")
+	if _, err := os.Stat(d.ConfigFile); err != nil {
+		return fmt.Errorf("the demo configuration %s is not here: run the demo from the repository root (%w)", d.ConfigFile, err)
+	}
+	storeDSN, sourceDSN := os.Getenv(storeDSNEnv), os.Getenv(sourceDSNEnv)
+	if storeDSN == "" {
+		dir, err := filepath.Abs(filepath.Join(o.Dir, "pg"))
+		if err != nil {
+			return err
+		}
+		logger.Info("starting a local PostgreSQL for the demo", "data_dir", dir)
+		srv, err := pglocal.Start(ctx, pglocal.Options{DataDir: dir, Install: true, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("provisioning a local PostgreSQL (set %s to use your own): %w", storeDSNEnv, err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := srv.Stop(sctx); err != nil {
+				logger.Warn("stopping the local PostgreSQL", "err", err)
+			}
+		}()
+		for _, db := range []string{"carewatch", "carewatch_demo_source"} {
+			if err := srv.CreateDatabase(ctx, db); err != nil {
+				return err
+			}
+		}
+		storeDSN, sourceDSN = srv.DSN("carewatch"), srv.DSN("carewatch_demo_source")
+	}
+	if sourceDSN == "" {
+		// The demo source's schemas (cms, hr, ref, demo_sim) sit beside the store's.
+		sourceDSN = storeDSN
+	}
+	os.Setenv(storeDSNEnv, storeDSN)
+	os.Setenv(sourceDSNEnv, sourceDSN)
+
+	src, err := sqlx.Open("postgres", sourceDSN)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := setUpDemoSource(ctx, src, o, logger); err != nil {
+		return err
+	}
+	if o.DayEvery > 0 {
+		go advanceDemo(ctx, src, o.DayEvery, d.Logger.With("room", "demo"))
+	}
+	return runDaemon(ctx, d)
+}
+
+// setUpDemoSource creates the synthetic council the first time only, so a
+// restarted demo carries on from where it stopped.
+func setUpDemoSource(ctx context.Context, db *sqlx.DB, o demoOptions, logger interface{ Info(string, ...any) }) error {
+	var exists bool
+	if err := db.GetContext(ctx, &exists, `SELECT to_regclass('cms.reporting_date') IS NOT NULL`); err != nil {
+		return fmt.Errorf("reaching the demo source: %w", err)
+	}
+	if exists {
+		logger.Info("demo council already set up; carrying on")
+		return nil
+	}
+	london, _ := time.LoadLocation("Europe/London")
+	now := time.Now().In(london)
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	logger.Info("setting up the demo council", "seed", o.Seed, "today", today.Format("2006-01-02"))
+	return demo.Setup(ctx, db, demo.Options{Seed: o.Seed, Today: today})
+}
+
+func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, logger interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := demo.Advance(ctx, db, 1); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("advancing the demo council", "err", err)
+				continue
+			}
+			logger.Info("demo council moved on by a day")
+		}
+	}
+}

@@ -1,0 +1,128 @@
+// Command carewatch collects the key performance indicators of a council's
+// children's and adults' social care on a schedule, keeps every observation
+// in PostgreSQL and serves the latest values, their RAG status and the
+// collectors' health as Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+)
+
+// defaultListenAddress is carewatch's port.
+const defaultListenAddress = ":9839"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses the command line and runs one command; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("carewatch", "Collects social care KPIs on a schedule, keeps their history in PostgreSQL and serves them as Prometheus metrics.")
+	app.Version(version.Print("carewatch"))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.Terminate(nil)
+
+	logConfig := &promslog.Config{Writer: stderr}
+	promslogflag.AddFlags(app, logConfig)
+	configFile := app.Flag("config.file", "carewatch configuration file.").Default("carewatch.yml").String()
+
+	runCmd := app.Command("run", "Run the daemon: scheduled collectors, the store and /metrics.").Default()
+	runWeb := kingpinflag.AddFlags(runCmd, defaultListenAddress)
+	shutdownTimeout := app.Flag("shutdown.timeout", "How long a graceful shutdown may take before runs in flight are cancelled.").Default("30s").Duration()
+
+	checkCmd := app.Command("check", "Validate the configuration file and exit.")
+	checkConnect := checkCmd.Flag("connect", "Also connect to the store and to every source.").Bool()
+
+	collectCmd := app.Command("collect", "Run one collector now and print its observations.")
+	collectName := collectCmd.Arg("name", "The collector to run.").Required().String()
+	collectDryRun := collectCmd.Flag("dry-run", "Print the observations without storing them.").Bool()
+
+	migrateCmd := app.Command("migrate", "Apply the store's schema migrations and exit.")
+
+	demoCmd := app.Command("demo", "Run carewatch on the synthetic demo council, provisioning a local PostgreSQL when CAREWATCH_DATABASE_URL is not set.")
+	demoWeb := kingpinflag.AddFlags(demoCmd, defaultListenAddress)
+	demoOpts := demoFlags(demoCmd)
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "carewatch: %v\n", err)
+		return 2
+	}
+	if cmd == "" { // --help or --version
+		return 0
+	}
+	logger := promslog.New(logConfig)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	defer signal.Stop(reload)
+	reloads := make(chan struct{})
+	go func() {
+		for range reload {
+			select {
+			case reloads <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	switch cmd {
+	case runCmd.FullCommand():
+		err = runDaemon(ctx, daemonOptions{
+			ConfigFile:      *configFile,
+			Web:             runWeb,
+			ShutdownTimeout: *shutdownTimeout,
+			Reload:          reloads,
+			Logger:          logger,
+		})
+	case checkCmd.FullCommand():
+		err = runCheck(ctx, *configFile, *checkConnect, stdout)
+	case collectCmd.FullCommand():
+		err = runCollect(ctx, *configFile, *collectName, *collectDryRun, stdout, logger)
+	case migrateCmd.FullCommand():
+		err = runMigrate(ctx, *configFile, stdout, logger)
+	case demoCmd.FullCommand():
+		if !app.GetFlag("config.file").HasEnvarValue() && !flagGiven(args, "config.file") {
+			*configFile = demoConfigFile
+		}
+		err = runDemo(ctx, *demoOpts, daemonOptions{
+			ConfigFile:      *configFile,
+			Web:             demoWeb,
+			ShutdownTimeout: *shutdownTimeout,
+			Reload:          reloads,
+			Logger:          logger,
+		})
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "carewatch %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+// flagGiven reports whether --name was on the command line.
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--"+name || len(a) > len(name)+3 && a[:len(name)+3] == "--"+name+"=" {
+			return true
+		}
+	}
+	return false
+}

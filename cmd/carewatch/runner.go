@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/carewatch/carewatch/collector"
+	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// runner is one collector's pipeline: source → store → snapshot. It is the
+// only place where the collector, store and exporter rooms meet.
+type runner struct {
+	d        *daemon
+	cfg      *config.Config
+	cc       *config.CollectorConfig
+	src      source
+	describe struct{ source, query string }
+	logger   *slog.Logger
+
+	// started is when the current run's first attempt began; runs of one
+	// collector never overlap, so it needs no lock.
+	started time.Time
+}
+
+// errLockedElsewhere says another replica is running this collector now: the
+// run ends at once, without a retry and without a failure.
+var errLockedElsewhere = fmt.Errorf("another carewatch replica is running this collector: %w", collector.ErrSkipped)
+
+func (d *daemon) newRunner(gen *generation, cc *config.CollectorConfig) (*runner, error) {
+	src, err := newSource(gen.cfg, cc, gen.dbs)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{d: d, cfg: gen.cfg, cc: cc, src: src, logger: d.logger.With("collector", cc.Name)}
+	r.describe.source, r.describe.query = src.Describe()
+	return r, nil
+}
+
+// source is what a runner needs of a collector's source: the observations
+// of a run, and what to record of where they came from.
+type source interface {
+	kpi.Source
+	// Describe returns the source's name and what was asked of it (a query,
+	// a file, a request).
+	Describe() (source, query string)
+}
+
+// newSource builds a collector's source for its source's type, sharing one
+// connection pool per configured SQL source through dbs. Nothing is reached
+// yet: a database, folder or API that is down fails its collector's runs,
+// not the daemon's start.
+func newSource(cfg *config.Config, cc *config.CollectorConfig, dbs map[string]*sqlx.DB) (source, error) {
+	sc := cfg.SourceByName(cc.Source)
+	if sc == nil {
+		return nil, fmt.Errorf("collector %q: source %q is not defined", cc.Name, cc.Source)
+	}
+	m, err := collector.NewMapper(cc, cfg.Catalogue, cfg.EffectiveMaxSeries(cc))
+	if err != nil {
+		return nil, err
+	}
+	db := dbs[sc.Name]
+	if db == nil {
+		dsn, err := sc.DSN()
+		if err != nil {
+			return nil, fmt.Errorf("collector %q: %w", cc.Name, err)
+		}
+		if db, err = collector.OpenSQL(sc, dsn); err != nil {
+			return nil, fmt.Errorf("collector %q: %w", cc.Name, err)
+		}
+		dbs[sc.Name] = db
+	}
+	return collector.NewSQLSource(cc.Name, cc, sc, db, m), nil
+}
+
+func (r *runner) job() collector.Job {
+	return collector.Job{
+		Name:       r.cc.Name,
+		Schedule:   r.cc.ParsedSchedule,
+		RunOnStart: r.cc.RunOnStart,
+		Timeout:    r.cfg.EffectiveTimeout(r.cc),
+		Retries:    r.cfg.EffectiveRetries(r.cc),
+		Backoff:    r.cfg.EffectiveRetryBackoff(r.cc),
+		Run:        r.attempt,
+		Done:       r.done,
+	}
+}
+
+func (r *runner) runInfo(at time.Time) kpi.RunInfo {
+	return kpi.RunInfo{Collector: r.cc.Name, At: at, Location: r.cfg.Location}
+}
+
+// attempt is one try at a run: collect, then store in one transaction,
+// then refresh the snapshot. An error makes the scheduler try again.
+func (r *runner) attempt(ctx context.Context, attempt int) error {
+	if attempt <= 1 || r.started.IsZero() {
+		r.started = time.Now()
+	}
+	release, ok, err := r.d.store.TryRunLock(ctx, r.cc.Name)
+	if err != nil {
+		return fmt.Errorf("taking the run lock: %w", err)
+	}
+	if !ok {
+		return errLockedElsewhere
+	}
+	defer release()
+
+	obs, err := r.src.Collect(ctx, r.runInfo(r.started))
+	if err != nil {
+		return err
+	}
+	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, StartedAt: r.started, FinishedAt: time.Now()}
+	res, err := r.d.store.SaveRun(ctx, run, obs)
+	if err != nil {
+		return fmt.Errorf("storing %d observations: %w", len(obs), err)
+	}
+	for _, c := range res.StatusChanges {
+		r.logger.Info("status changed", "kpi", c.KPI.Name, "labels", kpi.LabelString(c.KPI, c.Labels), "from", c.From.String(), "to", c.To.String(), "value", c.Value.String())
+	}
+	r.logger.Info("run stored", "run", res.RunID, "observations", res.Observations, "inserted", res.Inserted, "revised", res.Revised, "unchanged", res.Unchanged)
+	r.d.refreshActive(ctx)
+	return nil
+}
+
+// done records a run that failed after all its attempts, so its failure is
+// counted, shown in carewatch_collector_last_run_success and kept in the
+// store's run history; the stored values stay as they were.
+func (r *runner) done(err error) {
+	defer func() { r.started = time.Time{} }()
+	if err == nil || errors.Is(err, collector.ErrSkipped) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, StartedAt: r.started, FinishedAt: time.Now(), Err: err}
+	if run.StartedAt.IsZero() {
+		run.StartedAt = run.FinishedAt
+	}
+	if _, serr := r.d.store.SaveRun(ctx, run, nil); serr != nil {
+		r.logger.Error("recording the failed run", "err", serr)
+	}
+	r.d.refreshActive(ctx)
+}
