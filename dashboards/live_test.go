@@ -1,0 +1,287 @@
+package dashboards_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/common/model"
+
+	"github.com/carewatch/carewatch/demo"
+	"github.com/carewatch/carewatch/e2e"
+	"github.com/carewatch/carewatch/pglocal/pgtest"
+)
+
+// demoDays is how many reporting days the live test collects, so that the
+// history panels have more than one period to draw.
+const demoDays = 3
+
+// liveRange is the time range the live test shows the Prometheus panels:
+// the minutes the test has been scraping.
+const liveRange = 5 * time.Minute
+
+// TestEveryPanelShowsDataForTheDemoCouncil runs the whole chain on the
+// demo council (the carewatch binary collecting from the demo source into
+// a store, Debian's Prometheus scraping it) and sends every query of every
+// panel as Grafana would with every template variable on "All": each
+// variable must offer values, each Prometheus query must return at least
+// one series and each SQL query, run as the read-only role Grafana logs in
+// as, at least one row.
+//
+// The benchmarking panels show national statistics that the demo council
+// does not collect yet: while no series carries a scope label, their
+// queries must run without error, and must return data once one does.
+func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	st := newStoreWithReader(t)
+	sourceDSN := pgtest.NewDatabase(t)
+	source, err := sqlx.Open("postgres", sourceDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { source.Close() })
+	// Periods are midnights in the configuration's time zone.
+	cfg := loadDemoConfig(t)
+	y, m, dd := time.Now().In(cfg.Location).Date()
+	today := time.Date(y, m, dd, 0, 0, 0, 0, cfg.Location)
+	first := today.AddDate(0, 0, 1-demoDays)
+	if err := demo.Setup(ctx, source, demo.Options{Seed: 2026, Today: first}); err != nil {
+		t.Fatalf("demo.Setup: %v", err)
+	}
+
+	cw := e2e.StartCarewatch(t, e2e.CarewatchOptions{
+		ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{Every: 2 * time.Second}),
+		Env:        []string{e2e.StoreDSNEnv + "=" + st.dsn, e2e.SourceDSNEnv + "=" + sourceDSN},
+	})
+	prom := e2e.StartPrometheus(t, e2e.PrometheusOptions{Targets: []string{cw.Addr}, Interval: time.Second})
+
+	// Collect demoDays reporting days: each day, wait until every collector
+	// has stored it, then move the council on.
+	collectors := len(cfg.Collectors)
+	for day := range demoDays {
+		period := first.AddDate(0, 0, day)
+		e2e.Eventually(t, fmt.Sprintf("every collector storing %s", period.Format(time.DateOnly)), 2*time.Minute, func() (bool, string) {
+			var n int
+			err := st.owner.GetContext(ctx, &n, `SELECT count(DISTINCT collector) FROM kpi_observations WHERE period = $1`, period)
+			return err == nil && n == collectors, fmt.Sprintf("%d of %d collectors (%v)", n, collectors, err)
+		})
+		if day < demoDays-1 {
+			if err := demo.Advance(ctx, source, 1); err != nil {
+				t.Fatalf("demo.Advance: %v", err)
+			}
+		}
+	}
+	// Prometheus has the last day, and enough scrapes for rates.
+	prom.WaitForVector(t, "Prometheus seeing the last reporting day", fmt.Sprintf("min(carewatch_kpi_period_timestamp_seconds) >= %d", today.Unix()),
+		time.Minute, func(v model.Vector) bool { return len(v) > 0 })
+	prom.WaitForVector(t, "20 scrapes of carewatch", `count_over_time(up{job="carewatch"}[1m]) >= 20`,
+		time.Minute, func(v model.Vector) bool { return len(v) > 0 })
+
+	benchmarks := len(prom.Vector(t, `count({__name__=~"carewatch_.+", scope!=""})`)) > 0
+	var stored int
+	if err := st.owner.GetContext(ctx, &stored, `SELECT count(*) FROM kpi_observations WHERE labels ? 'scope'`); err != nil {
+		t.Fatal(err)
+	}
+	if !benchmarks {
+		t.Log("no series carries a scope label yet: the benchmarking panels are only checked to run")
+	}
+
+	now := time.Now()
+	for _, d := range loadDashboards(t) {
+		t.Run(d.file, func(t *testing.T) {
+			values := resolveVariables(t, prom, d)
+			values["__range"] = []string{model.Duration(liveRange).String()}
+			values["__range_s"] = []string{strconv.Itoa(int(liveRange.Seconds()))}
+			values["__rate_interval"] = []string{"15s"}
+			values["__interval"] = []string{"5s"}
+			from, err := relativeTime(d.Time.From, now)
+			if err != nil {
+				t.Fatalf("time.from: %v", err)
+			}
+			for _, q := range queries([]*dashboard{d}) {
+				for _, vals := range repeats(q, values) {
+					name := q.String()
+					if q.panel.Repeat != "" {
+						name += " for " + q.panel.Repeat + "=" + vals[q.panel.Repeat][0]
+					}
+					t.Run(name, func(t *testing.T) {
+						text := q.target.Expr + q.target.RawSQL
+						mayBeEmpty := strings.Contains(text, "scope") && !(benchmarks || stored > 0)
+						var rows int
+						switch q.dsType {
+						case prometheusType:
+							rows = promRows(t, prom, q, vals, now)
+						case postgresType:
+							rows = sqlRows(ctx, t, st.reader, q, vals, from, now)
+						default:
+							t.Fatalf("datasource type %q", q.dsType)
+						}
+						if rows == 0 && !mayBeEmpty {
+							t.Error("no data for the demo council")
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
+// resolveVariables gives each query variable of d the values Grafana would
+// offer (with "All" selected), asking Prometheus in the variables' order
+// so that a variable may depend on the ones before it.
+func resolveVariables(t *testing.T, prom *e2e.Prometheus, d *dashboard) map[string][]string {
+	t.Helper()
+	values := map[string][]string{}
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		sel, label, err := variablePromQL(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if label == "" {
+			t.Fatalf("variable %s: only label_values(selector, label) is resolved here", v.Name)
+		}
+		sel, err = interpolate(sel, "promql", values)
+		if err != nil {
+			t.Fatalf("variable %s: %v", v.Name, err)
+		}
+		var re *regexp.Regexp
+		if v.Regex != "" {
+			re = regexp.MustCompile(strings.TrimSuffix(strings.TrimPrefix(v.Regex, "/"), "/"))
+		}
+		var got []string
+		for _, s := range prom.Vector(t, fmt.Sprintf("group by (%s) (%s)", label, sel)) {
+			val := string(s.Metric[model.LabelName(label)])
+			if re != nil {
+				m := re.FindStringSubmatch(val)
+				if m == nil {
+					continue
+				}
+				val = m[len(m)-1]
+			}
+			if val != "" && !slices.Contains(got, val) {
+				got = append(got, val)
+			}
+		}
+		if len(got) == 0 {
+			t.Fatalf("variable %s offers no value (%s)", v.Name, sel)
+		}
+		sort.Strings(got)
+		values[v.Name] = got
+	}
+	return values
+}
+
+// repeats returns the variable values each copy of q's panel gets: one
+// copy per value of the variable the panel repeats by, else the panel once.
+func repeats(q query, values map[string][]string) []map[string][]string {
+	if q.panel.Repeat == "" {
+		return []map[string][]string{values}
+	}
+	var out []map[string][]string
+	for _, v := range values[q.panel.Repeat] {
+		c := map[string][]string{}
+		for k, vs := range values {
+			c[k] = vs
+		}
+		c[q.panel.Repeat] = []string{v}
+		out = append(out, c)
+	}
+	return out
+}
+
+// promRows sends a Prometheus query as Grafana's panel would (an instant
+// query, or a range query over liveRange) and returns how many series came
+// back.
+func promRows(t *testing.T, prom *e2e.Prometheus, q query, values map[string][]string, now time.Time) int {
+	t.Helper()
+	expr, err := interpolate(q.target.Expr, "promql", values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.target.Instant && !q.target.Range {
+		v, err := prom.Query(context.Background(), expr)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, expr)
+		}
+		switch x := v.(type) {
+		case model.Vector:
+			return len(x)
+		case *model.Scalar, *model.String:
+			return 1
+		default:
+			t.Fatalf("%s: result %s", expr, v.Type())
+		}
+	}
+	m, err := prom.QueryRange(context.Background(), expr, now.Add(-liveRange), now, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, expr)
+	}
+	return len(m)
+}
+
+// sqlRows runs a SQL query as the Grafana role for [from, to] and returns
+// how many rows came back.
+func sqlRows(ctx context.Context, t *testing.T, db *sqlx.DB, q query, values map[string][]string, from, to time.Time) int {
+	t.Helper()
+	s, err := interpolate(q.target.RawSQL, "sql", values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = expandSQLMacros(s, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryxContext(ctx, s)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%v\n%s", err, s)
+	}
+	return n
+}
+
+// relativeTime resolves a Grafana time such as now-24h or now-1y.
+func relativeTime(s string, now time.Time) (time.Time, error) {
+	if s == "now" {
+		return now, nil
+	}
+	m := regexp.MustCompile(`^now-(\d+)([smhdwMy])$`).FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, fmt.Errorf("%q is not now-<n><unit>", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	switch m[2] {
+	case "s":
+		return now.Add(-time.Duration(n) * time.Second), nil
+	case "m":
+		return now.Add(-time.Duration(n) * time.Minute), nil
+	case "h":
+		return now.Add(-time.Duration(n) * time.Hour), nil
+	case "d":
+		return now.AddDate(0, 0, -n), nil
+	case "w":
+		return now.AddDate(0, 0, -7*n), nil
+	case "M":
+		return now.AddDate(0, -n, 0), nil
+	default:
+		return now.AddDate(-n, 0, 0), nil
+	}
+}

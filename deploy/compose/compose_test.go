@@ -1,0 +1,983 @@
+// Package compose_test checks docker-compose.yml, the Dockerfile and the
+// files they use, where there is no Docker engine to run them: the Compose
+// file is loaded with the Compose specification's own Go library, and the
+// addresses the services use to find each other, the files they mount and
+// the secrets they need are checked against each other and the repository.
+package compose_test
+
+import (
+	"bufio"
+	"context"
+	"debug/elf"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
+)
+
+// root is the repository root, relative to this package.
+const root = "../.."
+
+// requiredVariables are the variables docker-compose.yml needs from .env,
+// each with the value the tests give it: a value that appears nowhere in
+// the repository, so that finding it in the loaded project proves it came
+// from the environment.
+func requiredVariables() map[string]string {
+	return map[string]string{
+		"CAREWATCH_DB_PASSWORD":   "sentinel0carewatch0db",
+		"DEMO_SOURCE_DB_PASSWORD": "sentinel0demo0source",
+		"GRAFANA_DB_PASSWORD":     "sentinel0grafana0db",
+		"GRAFANA_ADMIN_PASSWORD":  "sentinel0grafana0admin",
+	}
+}
+
+// The services of the stack, by the role they play.
+const (
+	storeService       = "store"
+	demoSourceService  = "demo-source"
+	carewatchService   = "carewatch"
+	prometheusService  = "prometheus"
+	alertmanagerSvc    = "alertmanager"
+	grafanaService     = "grafana"
+	grafanaReaderEnv   = "GRAFANA_DB_USER"
+	grafanaPasswordEnv = "GRAFANA_DB_PASSWORD"
+)
+
+func loadProject(t *testing.T, env map[string]string) (*types.Project, error) {
+	t.Helper()
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kv []string
+	for k, v := range env {
+		kv = append(kv, k+"="+v)
+	}
+	opts, err := cli.NewProjectOptions(
+		[]string{filepath.Join(abs, "docker-compose.yml")},
+		cli.WithWorkingDirectory(abs),
+		cli.WithEnv(kv),
+		cli.WithName("carewatch"),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return opts.LoadProject(ctx)
+}
+
+func mustLoad(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadProject(t, requiredVariables())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
+	t.Helper()
+	s, ok := p.Services[name]
+	if !ok {
+		t.Fatalf("docker-compose.yml has no service %q", name)
+	}
+	return s
+}
+
+func env(s types.ServiceConfig, key string) string {
+	if v, ok := s.Environment[key]; ok && v != nil {
+		return *v
+	}
+	return ""
+}
+
+func TestComposeLoadsWithTheStack(t *testing.T) {
+	p := mustLoad(t)
+	want := []string{alertmanagerSvc, carewatchService, demoSourceService, grafanaService, prometheusService, storeService}
+	got := p.ServiceNames()
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("services = %v, want %v", got, want)
+	}
+}
+
+func TestComposeRefusesToStartWithoutEachPassword(t *testing.T) {
+	for name := range requiredVariables() {
+		for _, value := range []string{"unset", ""} {
+			t.Run(name+" "+map[string]string{"unset": "unset", "": "empty"}[value]+" is refused", func(t *testing.T) {
+				vars := requiredVariables()
+				if value == "unset" {
+					delete(vars, name)
+				} else {
+					vars[name] = value
+				}
+				_, err := loadProject(t, vars)
+				if err == nil {
+					t.Fatalf("docker-compose.yml loads without %s: it must have no default", name)
+				}
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("the error does not name %s: %v", name, err)
+				}
+			})
+		}
+	}
+}
+
+// secretKey matches environment variables and URL parts that carry secrets.
+var secretKey = regexp.MustCompile(`(?i)pass|secret|token|key`)
+
+func TestComposeHasNoDefaultPasswords(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("no variable with a secret has a default", func(t *testing.T) {
+		for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(:?[-=+])`).FindAllStringSubmatch(string(raw), -1) {
+			if secretKey.MatchString(m[1]) {
+				t.Errorf("${%s%s...} gives a secret a default: use ${%s:?...}", m[1], m[2], m[1])
+			}
+		}
+	})
+	sentinels := requiredVariables()
+	fromEnv := func(v string) bool {
+		for _, s := range sentinels {
+			if v == s {
+				return true
+			}
+		}
+		return false
+	}
+	p := mustLoad(t)
+	for _, s := range p.Services {
+		for k, v := range s.Environment {
+			if v == nil {
+				continue
+			}
+			t.Run(s.Name+" "+k+" comes from the environment", func(t *testing.T) {
+				if secretKey.MatchString(k) && !strings.HasSuffix(k, "_USER") && !fromEnv(*v) {
+					t.Errorf("%s: %s is set in the file, not from .env", s.Name, k)
+				}
+				if u, err := url.Parse(*v); err == nil && u.User != nil {
+					if pw, ok := u.User.Password(); !ok || !fromEnv(pw) {
+						t.Errorf("%s: %s carries a password that does not come from .env", s.Name, k)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	required := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+):\?`).FindAllStringSubmatch(string(raw), -1) {
+		required[m[1]] = true
+	}
+	documented := map[string]string{}
+	f, err := os.Open(filepath.Join(root, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Errorf(".env.example: %q is not NAME=value", line)
+			continue
+		}
+		documented[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := requiredVariables()
+	for k := range required {
+		if _, ok := want[k]; !ok {
+			t.Errorf("docker-compose.yml requires %s, which this test does not know: add it to requiredVariables", k)
+		}
+		if _, ok := documented[k]; !ok {
+			t.Errorf("docker-compose.yml requires %s, which .env.example does not document", k)
+		}
+	}
+	for k, v := range documented {
+		if !required[k] {
+			t.Errorf(".env.example documents %s, which docker-compose.yml does not use", k)
+		}
+		if secretKey.MatchString(k) && v != "" {
+			t.Errorf(".env.example gives %s a value: leave passwords empty so that each stack gets its own", k)
+		}
+	}
+}
+
+// repoPath returns the path of a bind mount's source relative to the
+// repository root, failing if it lies outside the repository.
+func repoPath(t *testing.T, source string) string {
+	t.Helper()
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(abs, source)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		t.Fatalf("bind mount %s lies outside the repository", source)
+	}
+	return rel
+}
+
+func TestComposeMountsFilesOfTheRepository(t *testing.T) {
+	p := mustLoad(t)
+	for _, s := range p.Services {
+		for _, v := range s.Volumes {
+			switch v.Type {
+			case types.VolumeTypeBind:
+				t.Run(s.Name+" mounts "+v.Target+" from the repository, read-only", func(t *testing.T) {
+					rel := repoPath(t, v.Source)
+					if _, err := os.Stat(filepath.Join(root, rel)); err != nil {
+						t.Errorf("%s mounts %s, which is not in the repository: %v", s.Name, rel, err)
+					}
+					if !v.ReadOnly {
+						t.Errorf("%s mounts %s read-write: configuration is mounted :ro", s.Name, rel)
+					}
+				})
+			case types.VolumeTypeVolume:
+				t.Run(s.Name+" keeps "+v.Target+" in a declared named volume", func(t *testing.T) {
+					if _, ok := p.Volumes[v.Source]; !ok {
+						t.Errorf("%s uses volume %q, which is not declared", s.Name, v.Source)
+					}
+				})
+			default:
+				t.Errorf("%s: volume %s of type %s", s.Name, v.Target, v.Type)
+			}
+		}
+	}
+	for _, name := range []string{storeService, demoSourceService, prometheusService, alertmanagerSvc, grafanaService} {
+		t.Run(name+" keeps its data in a named volume", func(t *testing.T) {
+			s := service(t, p, name)
+			if !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Type == types.VolumeTypeVolume }) {
+				t.Errorf("%s has no named volume: its data would not survive the container", name)
+			}
+		})
+	}
+	t.Run("carewatch is built from the repository's Dockerfile", func(t *testing.T) {
+		s := service(t, p, carewatchService)
+		if s.Build == nil {
+			t.Fatal("carewatch has no build section")
+		}
+		if _, err := os.Stat(filepath.Join(root, repoPath(t, s.Build.Context), s.Build.Dockerfile)); err != nil {
+			t.Errorf("carewatch's Dockerfile: %v", err)
+		}
+	})
+}
+
+// hostFile maps a path inside a service's container back to the repository
+// file that a bind mount puts there; ok is false if no bind mount covers it.
+func hostFile(t *testing.T, s types.ServiceConfig, containerPath string) (string, bool) {
+	t.Helper()
+	best := ""
+	rel := ""
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if containerPath == v.Target || strings.HasPrefix(containerPath, strings.TrimSuffix(v.Target, "/")+"/") {
+			if len(v.Target) > len(best) {
+				best = v.Target
+				rel = filepath.Join(repoPath(t, v.Source), strings.TrimPrefix(containerPath, v.Target))
+			}
+		}
+	}
+	return rel, best != ""
+}
+
+// flagValue returns the value of --name=value in a command.
+func flagValue(cmd []string, name string) string {
+	for i, a := range cmd {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+		if a == "--"+name && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+	}
+	return ""
+}
+
+// exposes reports whether service s listens on port inside the network.
+func exposes(s types.ServiceConfig, port string) bool {
+	if slices.Contains([]string(s.Expose), port) {
+		return true
+	}
+	return slices.ContainsFunc(s.Ports, func(p types.ServicePortConfig) bool { return strconv.Itoa(int(p.Target)) == port })
+}
+
+// reachable checks that host:port names a service of p that exposes port.
+func reachable(t *testing.T, p *types.Project, what, hostport string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Errorf("%s: %q is not host:port: %v", what, hostport, err)
+		return
+	}
+	s, ok := p.Services[host]
+	if !ok {
+		t.Errorf("%s: %s is not a service of docker-compose.yml", what, host)
+		return
+	}
+	if !exposes(s, port) {
+		t.Errorf("%s: service %s does not expose port %s (expose: %v)", what, host, port, s.Expose)
+	}
+}
+
+func listenPort(t *testing.T, s types.ServiceConfig) string {
+	t.Helper()
+	addr := flagValue(s.Command, "web.listen-address")
+	if addr == "" {
+		t.Fatalf("%s's command sets no --web.listen-address", s.Name)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%s: --web.listen-address=%s: %v", s.Name, addr, err)
+	}
+	return port
+}
+
+func TestComposeServicesFindEachOther(t *testing.T) {
+	p := mustLoad(t)
+
+	t.Run("each service exposes the port it listens on, and its health check asks that port", func(t *testing.T) {
+		for _, name := range []string{carewatchService, prometheusService, alertmanagerSvc} {
+			s := service(t, p, name)
+			port := listenPort(t, s)
+			if !exposes(s, port) {
+				t.Errorf("%s listens on %s but does not expose it", name, port)
+			}
+			if s.HealthCheck == nil || !strings.Contains(strings.Join(s.HealthCheck.Test, " "), ":"+port+"/") {
+				t.Errorf("%s's health check does not ask port %s", name, port)
+			}
+		}
+	})
+
+	t.Run("every service has a health check", func(t *testing.T) {
+		for _, s := range p.Services {
+			if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 || s.HealthCheck.Disable {
+				t.Errorf("%s has no health check", s.Name)
+			}
+		}
+	})
+
+	t.Run("a dependency waited on for health has a health check", func(t *testing.T) {
+		for _, s := range p.Services {
+			for dep, d := range s.DependsOn {
+				if d.Condition == types.ServiceConditionHealthy && p.Services[dep].HealthCheck == nil {
+					t.Errorf("%s waits for %s to be healthy, which has no health check", s.Name, dep)
+				}
+			}
+		}
+	})
+
+	t.Run("published ports listen on the loopback address only", func(t *testing.T) {
+		for _, s := range p.Services {
+			for _, port := range s.Ports {
+				if port.HostIP != "127.0.0.1" {
+					t.Errorf("%s publishes %d on %q: publish on 127.0.0.1", s.Name, port.Target, port.HostIP)
+				}
+			}
+		}
+	})
+
+	t.Run("connection URLs name services and their ports", func(t *testing.T) {
+		for _, s := range p.Services {
+			for k, v := range s.Environment {
+				if v == nil {
+					continue
+				}
+				u, err := url.Parse(*v)
+				if err != nil || u.Host == "" || !strings.Contains(*v, "://") {
+					continue
+				}
+				reachable(t, p, s.Name+" "+k, u.Host)
+			}
+		}
+	})
+
+	t.Run("carewatch's store is the store service's database, as its owner", func(t *testing.T) {
+		cw, st := service(t, p, carewatchService), service(t, p, storeService)
+		u, err := url.Parse(env(cw, "CAREWATCH_DATABASE_URL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Hostname() != storeService || strings.TrimPrefix(u.Path, "/") != env(st, "POSTGRES_DB") || u.User.Username() != env(st, "POSTGRES_USER") {
+			t.Errorf("CAREWATCH_DATABASE_URL = %s, want the store's database %s as %s", u.Redacted(), env(st, "POSTGRES_DB"), env(st, "POSTGRES_USER"))
+		}
+		if pw, _ := u.User.Password(); pw != env(st, "POSTGRES_PASSWORD") {
+			t.Error("CAREWATCH_DATABASE_URL's password is not the store's POSTGRES_PASSWORD")
+		}
+		src := service(t, p, demoSourceService)
+		u, err = url.Parse(env(cw, "CAREWATCH_DEMO_SOURCE_URL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Hostname() != demoSourceService || strings.TrimPrefix(u.Path, "/") != env(src, "POSTGRES_DB") || u.User.Username() != env(src, "POSTGRES_USER") {
+			t.Errorf("CAREWATCH_DEMO_SOURCE_URL = %s, want the demo source's database", u.Redacted())
+		}
+		if pw, _ := u.User.Password(); pw != env(src, "POSTGRES_PASSWORD") {
+			t.Error("CAREWATCH_DEMO_SOURCE_URL's password is not the demo source's POSTGRES_PASSWORD")
+		}
+	})
+
+	t.Run("prometheus scrapes carewatch and sends alerts to alertmanager", func(t *testing.T) {
+		prom := service(t, p, prometheusService)
+		cfgPath := flagValue(prom.Command, "config.file")
+		file, ok := hostFile(t, prom, cfgPath)
+		if !ok {
+			t.Fatalf("prometheus's --config.file=%s is not mounted from the repository", cfgPath)
+		}
+		cfg := readPrometheusConfig(t, filepath.Join(root, file))
+		carewatch := carewatchService + ":" + listenPort(t, service(t, p, carewatchService))
+		am := alertmanagerSvc + ":" + listenPort(t, service(t, p, alertmanagerSvc))
+		var scrapesCarewatch bool
+		for _, sc := range cfg.ScrapeConfigs {
+			for _, st := range sc.StaticConfigs {
+				for _, target := range st.Targets {
+					reachable(t, p, "prometheus scrape job "+sc.JobName, target)
+					scrapesCarewatch = scrapesCarewatch || target == carewatch
+				}
+			}
+		}
+		if !scrapesCarewatch {
+			t.Errorf("prometheus.yml does not scrape %s", carewatch)
+		}
+		var alertsTo bool
+		for _, a := range cfg.Alerting.Alertmanagers {
+			for _, st := range a.StaticConfigs {
+				for _, target := range st.Targets {
+					reachable(t, p, "prometheus alerting", target)
+					alertsTo = alertsTo || target == am
+				}
+			}
+		}
+		if !alertsTo {
+			t.Errorf("prometheus.yml does not send alerts to %s", am)
+		}
+		if len(cfg.RuleFiles) == 0 {
+			t.Error("prometheus.yml loads no rule files")
+		}
+		for _, pattern := range cfg.RuleFiles {
+			inContainer := pattern
+			if !path.IsAbs(pattern) {
+				inContainer = path.Join(path.Dir(cfgPath), pattern)
+			}
+			hostPattern, ok := hostFile(t, prom, inContainer)
+			if !ok {
+				t.Errorf("rule files %s are not mounted into prometheus", inContainer)
+				continue
+			}
+			matches, err := filepath.Glob(filepath.Join(root, hostPattern))
+			if err != nil || len(matches) == 0 {
+				t.Errorf("rule files %s (%s in the repository) match nothing", pattern, hostPattern)
+			}
+		}
+	})
+
+	t.Run("alertmanager's configuration is mounted where its command reads it", func(t *testing.T) {
+		am := service(t, p, alertmanagerSvc)
+		if _, ok := hostFile(t, am, flagValue(am.Command, "config.file")); !ok {
+			t.Errorf("alertmanager's --config.file is not mounted from the repository")
+		}
+	})
+
+	t.Run("grafana's datasources are the prometheus and store services", func(t *testing.T) {
+		g, st := service(t, p, grafanaService), service(t, p, storeService)
+		dir, ok := hostFile(t, g, "/etc/grafana/provisioning/datasources")
+		if !ok {
+			t.Fatal("grafana's datasource provisioning is not mounted")
+		}
+		files, _ := filepath.Glob(filepath.Join(root, dir, "*.yml"))
+		if len(files) == 0 {
+			t.Fatalf("no datasource provisioning file in %s", dir)
+		}
+		promPort := listenPort(t, service(t, p, prometheusService))
+		var sawProm, sawStore bool
+		for _, f := range files {
+			for _, ds := range readDatasources(t, f) {
+				switch ds.Type {
+				case "prometheus":
+					sawProm = true
+					u, err := url.Parse(ds.URL)
+					if err != nil {
+						t.Fatal(err)
+					}
+					reachable(t, p, "datasource "+ds.UID, u.Host)
+					if u.Host != prometheusService+":"+promPort {
+						t.Errorf("datasource %s points at %s, not the prometheus service on %s", ds.UID, u.Host, promPort)
+					}
+					want := readPrometheusConfig(t, filepath.Join(root, mustHostFile(t, service(t, p, prometheusService), flagValue(service(t, p, prometheusService).Command, "config.file")))).Global.ScrapeInterval
+					if ds.JSONData["timeInterval"] != want {
+						t.Errorf("datasource %s: timeInterval %v, want Prometheus's scrape_interval %q", ds.UID, ds.JSONData["timeInterval"], want)
+					}
+				case "grafana-postgresql-datasource", "postgres":
+					sawStore = true
+					reachable(t, p, "datasource "+ds.UID, ds.URL)
+					host, _, _ := net.SplitHostPort(ds.URL)
+					if host != storeService {
+						t.Errorf("datasource %s points at %s, not the store", ds.UID, ds.URL)
+					}
+					if ds.JSONData["database"] != env(st, "POSTGRES_DB") {
+						t.Errorf("datasource %s reads database %v, want the store's %s", ds.UID, ds.JSONData["database"], env(st, "POSTGRES_DB"))
+					}
+					if ds.User != env(st, grafanaReaderEnv) || ds.User == env(st, "POSTGRES_USER") {
+						t.Errorf("datasource %s logs in as %q, want the read-only role %q", ds.UID, ds.User, env(st, grafanaReaderEnv))
+					}
+					pw := ds.SecureJSONData["password"]
+					name := strings.Trim(strings.TrimPrefix(pw, "$"), "{}")
+					if !strings.HasPrefix(pw, "$") || env(g, name) == "" {
+						t.Errorf("datasource %s's password %q is not an environment variable grafana has", ds.UID, pw)
+					} else if env(g, name) != env(st, grafanaPasswordEnv) {
+						t.Errorf("grafana's %s is not the password the store gives the read-only role", name)
+					}
+				default:
+					t.Errorf("datasource %s has unexpected type %s", ds.UID, ds.Type)
+				}
+			}
+		}
+		if !sawProm || !sawStore {
+			t.Errorf("datasources: prometheus %v, store %v; want both", sawProm, sawStore)
+		}
+	})
+
+	t.Run("grafana loads the dashboards from where the provider looks", func(t *testing.T) {
+		g := service(t, p, grafanaService)
+		dir, ok := hostFile(t, g, "/etc/grafana/provisioning/dashboards")
+		if !ok {
+			t.Fatal("grafana's dashboard provisioning is not mounted")
+		}
+		files, _ := filepath.Glob(filepath.Join(root, dir, "*.yml"))
+		if len(files) == 0 {
+			t.Fatalf("no dashboard provisioning file in %s", dir)
+		}
+		for _, f := range files {
+			var cfg struct {
+				Providers []struct {
+					Options struct {
+						Path string `yaml:"path"`
+					} `yaml:"options"`
+				} `yaml:"providers"`
+			}
+			readYAML(t, f, &cfg)
+			for _, pr := range cfg.Providers {
+				hostDir, ok := hostFile(t, g, pr.Options.Path)
+				if !ok {
+					t.Errorf("dashboard provider path %s is not mounted", pr.Options.Path)
+					continue
+				}
+				if m, _ := filepath.Glob(filepath.Join(root, hostDir, "*.json")); len(m) == 0 {
+					t.Errorf("dashboard provider path %s (%s) holds no dashboard", pr.Options.Path, hostDir)
+				}
+			}
+		}
+		home := env(g, "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+		if f, ok := hostFile(t, g, home); !ok {
+			t.Errorf("the home dashboard %s is not mounted", home)
+		} else if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("the home dashboard: %v", err)
+		}
+	})
+
+	t.Run("the store's init script creates the role grafana logs in as", func(t *testing.T) {
+		st := service(t, p, storeService)
+		dir, ok := hostFile(t, st, "/docker-entrypoint-initdb.d")
+		if !ok {
+			t.Fatal("the store has no init scripts mounted")
+		}
+		script, err := os.ReadFile(filepath.Join(root, dir, "10-grafana-reader.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{grafanaReaderEnv, grafanaPasswordEnv} {
+			if !strings.Contains(string(script), "$"+v) {
+				t.Errorf("10-grafana-reader.sh does not read %s", v)
+			}
+			if env(st, v) == "" {
+				t.Errorf("the store service does not set %s for its init script", v)
+			}
+		}
+		m := regexp.MustCompile(`-f\s+(\S+)`).FindStringSubmatch(string(script))
+		if m == nil {
+			t.Fatal("10-grafana-reader.sh runs no file")
+		}
+		if f, ok := hostFile(t, st, m[1]); !ok {
+			t.Errorf("10-grafana-reader.sh runs %s, which is not mounted", m[1])
+		} else if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestComposePrometheusIsTheCouncilsWithServiceAddresses keeps the Compose
+// stack's Prometheus configuration the same as the council's
+// (deploy/prometheus/prometheus.yml) in everything but the addresses of
+// the programs it talks to, which are Compose services here and localhost
+// there.
+func TestComposePrometheusIsTheCouncilsWithServiceAddresses(t *testing.T) {
+	read := func(file string) map[string]any {
+		var m map[string]any
+		readYAML(t, filepath.Join(root, file), &m)
+		// Blank every target: the addresses are the one thing that differs.
+		for _, key := range []string{"scrape_configs", "alerting"} {
+			blankTargets(m[key])
+		}
+		return m
+	}
+	council, compose := read("deploy/prometheus/prometheus.yml"), read("deploy/compose/prometheus/prometheus.yml")
+	if !reflect.DeepEqual(council, compose) {
+		a, _ := yaml.Marshal(council)
+		b, _ := yaml.Marshal(compose)
+		t.Errorf("the Compose Prometheus configuration differs from the council's in more than addresses:\ncouncil:\n%s\ncompose:\n%s", a, b)
+	}
+}
+
+// blankTargets replaces every list of targets under v with its length.
+func blankTargets(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if k == "targets" {
+				if l, ok := c.([]any); ok {
+					x[k] = len(l)
+					continue
+				}
+			}
+			blankTargets(c)
+		}
+	case []any:
+		for _, c := range x {
+			blankTargets(c)
+		}
+	}
+}
+
+func mustHostFile(t *testing.T, s types.ServiceConfig, containerPath string) string {
+	t.Helper()
+	f, ok := hostFile(t, s, containerPath)
+	if !ok {
+		t.Fatalf("%s: %s is not mounted", s.Name, containerPath)
+	}
+	return f
+}
+
+type prometheusConfig struct {
+	Global struct {
+		ScrapeInterval string `yaml:"scrape_interval"`
+	} `yaml:"global"`
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName       string `yaml:"job_name"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+	Alerting struct {
+		Alertmanagers []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"alertmanagers"`
+	} `yaml:"alerting"`
+}
+
+func readPrometheusConfig(t *testing.T, file string) prometheusConfig {
+	t.Helper()
+	var cfg prometheusConfig
+	readYAML(t, file, &cfg)
+	return cfg
+}
+
+type datasource struct {
+	Name           string            `yaml:"name"`
+	UID            string            `yaml:"uid"`
+	Type           string            `yaml:"type"`
+	URL            string            `yaml:"url"`
+	User           string            `yaml:"user"`
+	JSONData       map[string]any    `yaml:"jsonData"`
+	SecureJSONData map[string]string `yaml:"secureJsonData"`
+}
+
+func readDatasources(t *testing.T, file string) []datasource {
+	t.Helper()
+	var cfg struct {
+		Datasources []datasource `yaml:"datasources"`
+	}
+	readYAML(t, file, &cfg)
+	return cfg.Datasources
+}
+
+func readYAML(t *testing.T, file string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+// dockerfile is the part of the Dockerfile the tests read: its stages and
+// their instructions, continuation lines joined.
+type stage struct {
+	from, name   string
+	instructions [][2]string // keyword (upper case), arguments
+}
+
+func readDockerfile(t *testing.T) []stage {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []stage
+	var logical strings.Builder
+	flush := func() {
+		line := strings.TrimSpace(logical.String())
+		logical.Reset()
+		if line == "" {
+			return
+		}
+		kw, args, _ := strings.Cut(line, " ")
+		kw = strings.ToUpper(kw)
+		args = strings.TrimSpace(args)
+		if kw == "FROM" {
+			f := strings.Fields(args)
+			s := stage{from: f[0]}
+			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
+				s.name = f[2]
+			}
+			stages = append(stages, s)
+			return
+		}
+		if len(stages) == 0 {
+			t.Fatalf("Dockerfile: %s before FROM", kw)
+		}
+		stages[len(stages)-1].instructions = append(stages[len(stages)-1].instructions, [2]string{kw, args})
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		if strings.HasSuffix(trimmed, "\\") {
+			logical.WriteString(strings.TrimSuffix(trimmed, "\\") + " ")
+			continue
+		}
+		logical.WriteString(trimmed)
+		flush()
+	}
+	flush()
+	return stages
+}
+
+func TestDockerfile(t *testing.T) {
+	stages := readDockerfile(t)
+	if len(stages) < 2 {
+		t.Fatalf("the Dockerfile has %d stage(s), want a build stage and a run stage", len(stages))
+	}
+	build, final := stages[0], stages[len(stages)-1]
+
+	t.Run("the build stage builds carewatch without cgo", func(t *testing.T) {
+		var ok bool
+		for _, in := range build.instructions {
+			if in[0] == "RUN" && strings.Contains(in[1], "go build") && strings.Contains(in[1], "CGO_ENABLED=0") && strings.Contains(in[1], "./cmd/carewatch") {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Error("no RUN CGO_ENABLED=0 go build ... ./cmd/carewatch in the build stage")
+		}
+	})
+
+	t.Run("the run stage runs as an unprivileged user", func(t *testing.T) {
+		user := ""
+		for _, in := range final.instructions {
+			if in[0] == "USER" {
+				user = in[1]
+			}
+		}
+		uid, _, _ := strings.Cut(user, ":")
+		if n, err := strconv.Atoi(uid); err != nil || n == 0 {
+			t.Errorf("USER %q: want a numeric, non-zero uid (Kubernetes' runAsNonRoot can only check a number)", user)
+		}
+	})
+
+	var workdir string
+	copies := map[string]string{} // destination in the image -> source in the repository
+	for _, in := range final.instructions {
+		switch in[0] {
+		case "WORKDIR":
+			workdir = in[1]
+		case "COPY":
+			f := strings.Fields(in[1])
+			if strings.HasPrefix(f[0], "--from=") {
+				continue
+			}
+			copies[f[len(f)-1]] = f[0]
+		}
+	}
+
+	t.Run("what the run stage copies from the repository exists and is not ignored", func(t *testing.T) {
+		ignored := readDockerignore(t)
+		for dst, src := range copies {
+			if _, err := os.Stat(filepath.Join(root, src)); err != nil {
+				t.Errorf("COPY %s %s: %v", src, dst, err)
+			}
+			if pat, ok := ignoredBy(ignored, strings.TrimSuffix(src, "/")); ok {
+				t.Errorf("COPY %s: .dockerignore leaves it out (%s)", src, pat)
+			}
+		}
+		for _, need := range []string{"go.mod", "go.sum", "cmd/carewatch/main.go", "examples/demo/carewatch.yml", "store/migrations/0001_init.sql"} {
+			if pat, ok := ignoredBy(ignored, need); ok {
+				t.Errorf(".dockerignore leaves out %s, which the build needs (%s)", need, pat)
+			}
+		}
+	})
+
+	t.Run("the compose demo's configuration is in the image where its command looks", func(t *testing.T) {
+		cw := service(t, mustLoad(t), carewatchService)
+		cfg := flagValue(cw.Command, "config.file")
+		if cfg == "" {
+			t.Fatal("the carewatch service's command has no --config.file")
+		}
+		inImage := cfg
+		if !path.IsAbs(cfg) {
+			inImage = path.Join(workdir, cfg)
+		}
+		var found bool
+		for dst, src := range copies {
+			dst = strings.TrimSuffix(dst, "/")
+			if rest, ok := strings.CutPrefix(inImage, dst+"/"); ok {
+				if _, err := os.Stat(filepath.Join(root, src, rest)); err == nil {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("--config.file=%s (%s in the image) is not copied into the image", cfg, inImage)
+		}
+	})
+
+	t.Run("the build command yields a static binary", func(t *testing.T) {
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			t.Fatalf("go is not in PATH: %v", err)
+		}
+		out := filepath.Join(t.TempDir(), "carewatch")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/carewatch")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, b)
+		}
+		f, err := elf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Error("the binary asks for a dynamic loader: it would not run on an image without the build's libc")
+			}
+		}
+		if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+			t.Errorf("the binary links %v", libs)
+		}
+	})
+}
+
+func readDockerignore(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pats []string
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			pats = append(pats, strings.TrimPrefix(l, "/"))
+		}
+	}
+	return pats
+}
+
+// ignoredBy reports the .dockerignore pattern that leaves p (a path
+// relative to the root, or any folder above it) out of the build context.
+// It understands the patterns this repository uses: plain paths, * and
+// a leading **/.
+func ignoredBy(patterns []string, p string) (string, bool) {
+	parts := strings.Split(p, "/")
+	for i := 1; i <= len(parts); i++ {
+		prefix := strings.Join(parts[:i], "/")
+		for _, pat := range patterns {
+			if strings.HasPrefix(pat, "!") {
+				continue
+			}
+			if any, ok := strings.CutPrefix(pat, "**/"); ok {
+				if m, _ := path.Match(any, parts[i-1]); m {
+					return pat, true
+				}
+				continue
+			}
+			if m, _ := path.Match(pat, prefix); m {
+				return pat, true
+			}
+		}
+	}
+	return "", false
+}
+
+func TestIgnoredBy(t *testing.T) {
+	pats := []string{".git", "**/testdata", "*.test", "dashboards"}
+	for _, c := range []struct {
+		path string
+		want bool
+	}{
+		{"go.mod", false},
+		{"examples/demo/carewatch.yml", false},
+		{".git/config", true},
+		{"config/testdata/bad.yml", true},
+		{"collector.test", true},
+		{"dashboards/overview.json", true},
+	} {
+		t.Run(fmt.Sprintf("%s ignored %v", c.path, c.want), func(t *testing.T) {
+			if _, got := ignoredBy(pats, c.path); got != c.want {
+				t.Errorf("ignoredBy(%q) = %v", c.path, got)
+			}
+		})
+	}
+}
