@@ -26,14 +26,31 @@ type Mapper struct {
 	collector    string
 	maxSeries    int
 	periodColumn string
-	metrics      []metricMap
+	// period reads period cells written in the collector's period_format;
+	// nil reads dates and RFC 3339 times.
+	period  *config.PeriodSpec
+	metrics []metricMap
 
 	bound   bool
 	columns []string
 	// series maps a series key to the row that first produced it; periods
 	// maps a (series, period) pair to its row.
-	series  map[string]int
-	periods map[periodKey]int
+	series  map[string]rowRef
+	periods map[periodKey]rowRef
+}
+
+// rowRef is where a row came from, for errors: a row number, or a
+// description such as `file "a.csv", row 12`.
+type rowRef struct {
+	n     int
+	where string
+}
+
+func (r rowRef) String() string {
+	if r.where != "" {
+		return r.where
+	}
+	return fmt.Sprintf("row %d", r.n)
 }
 
 // metricMap is one config.MetricMapping resolved against the catalogue.
@@ -42,6 +59,14 @@ type metricMap struct {
 	kpi          *kpi.KPI
 	valueColumn  string
 	periodColumn string
+	// expr computes the value from the columns exprColumns instead of
+	// reading valueColumn.
+	expr        *config.Expr
+	exprColumns []string
+	// percent divides the value cell by 100; valueMap turns words into
+	// numbers (keys lower-cased).
+	percent  bool
+	valueMap *valueMap
 	// labelColumns and static are aligned with kpi.Labels: for each label,
 	// either the column its value comes from or its fixed value.
 	labelColumns []string
@@ -51,6 +76,7 @@ type metricMap struct {
 	valueIdx  int
 	periodIdx int
 	labelIdx  []int
+	exprIdx   map[string]int
 }
 
 type periodKey struct {
@@ -78,14 +104,18 @@ func NewMapper(cc *config.CollectorConfig, cat kpi.Catalogue, maxSeries int) (*M
 		maxSeries:    maxSeries,
 		periodColumn: cc.PeriodColumn,
 	}
+	if cc.PeriodFormat != "" || cc.PeriodDay != "" {
+		spec, err := config.ParsePeriod(cc.PeriodFormat, cc.PeriodDay)
+		if err != nil {
+			return nil, fmt.Errorf("collector %q: %w", cc.Name, err)
+		}
+		m.period = spec
+	}
 	for i, mm := range cc.Metrics {
 		path := fmt.Sprintf("metrics[%d]", i)
 		k := cat[mm.KPI]
 		if k == nil {
 			return nil, fmt.Errorf("collector %q: %s.kpi: no KPI %q in the catalogue", cc.Name, path, mm.KPI)
-		}
-		if mm.ValueColumn == "" {
-			return nil, fmt.Errorf("collector %q: %s.value_column is required", cc.Name, path)
 		}
 		mp := metricMap{
 			path:         path,
@@ -94,6 +124,25 @@ func NewMapper(cc *config.CollectorConfig, cat kpi.Catalogue, maxSeries int) (*M
 			periodColumn: firstNonEmpty(mm.PeriodColumn, cc.PeriodColumn),
 			labelColumns: make([]string, len(k.Labels)),
 			static:       make([]string, len(k.Labels)),
+			percent:      mm.Percent,
+		}
+		switch {
+		case mm.ValueColumn != "" && mm.ValueExpression != "":
+			return nil, fmt.Errorf("collector %q: %s: give value_column or value_expression, not both", cc.Name, path)
+		case mm.ValueExpression != "":
+			e, err := config.ParseExpression(mm.ValueExpression)
+			if err != nil {
+				return nil, fmt.Errorf("collector %q: %s.value_expression: %w", cc.Name, path, err)
+			}
+			if mm.Percent || len(mm.ValueMap) > 0 {
+				return nil, fmt.Errorf("collector %q: %s: percent and value_map are for value_column, not value_expression", cc.Name, path)
+			}
+			mp.expr, mp.exprColumns = e, e.Columns()
+		case mm.ValueColumn == "":
+			return nil, fmt.Errorf("collector %q: %s.value_column is required", cc.Name, path)
+		}
+		if len(mm.ValueMap) > 0 {
+			mp.valueMap = newValueMap(mm.ValueMap)
 		}
 		for j, label := range k.Labels {
 			col, fromColumn := mm.Labels[label]
@@ -141,10 +190,32 @@ func firstNonEmpty(a, b string) string {
 // Bind starts a run whose rows have the given columns, in order. Every column
 // the mappings name must be present exactly once.
 func (m *Mapper) Bind(columns []string) error {
+	m.Reset()
+	return m.BindAt("", columns)
+}
+
+// Reset starts a run: it forgets the series and periods of the previous one
+// and the columns bound to it.
+func (m *Mapper) Reset() {
+	m.bound = false
+	m.columns = nil
+	m.series = make(map[string]rowRef)
+	m.periods = make(map[periodKey]rowRef)
+}
+
+// BindAt binds the columns of one part of the current run, such as one file
+// of several, keeping what the run has produced so far; where names the part
+// in errors (`file "a.csv"`). Call Reset first to start a run.
+func (m *Mapper) BindAt(where string, columns []string) error {
 	m.bound = false
 	m.columns = slices.Clone(columns)
-	m.series = make(map[string]int)
-	m.periods = make(map[periodKey]int)
+	if m.series == nil {
+		m.Reset()
+	}
+	rows := "the rows have"
+	if where != "" {
+		rows = where + " has"
+	}
 	find := func(path, col string) (int, error) {
 		idx := -1
 		for i, c := range columns {
@@ -152,20 +223,28 @@ func (m *Mapper) Bind(columns []string) error {
 				continue
 			}
 			if idx >= 0 {
-				return -1, fmt.Errorf("collector %q: column %q (named by %s) appears more than once in the rows", m.collector, col, path)
+				return -1, fmt.Errorf("collector %q: column %q (named by %s) appears more than once in %s", m.collector, col, path, firstNonEmpty(where, "the rows"))
 			}
 			idx = i
 		}
 		if idx < 0 {
-			return -1, fmt.Errorf("collector %q: the rows have no column %q (named by %s); columns present: %s",
-				m.collector, col, path, columnList(columns))
+			return -1, fmt.Errorf("collector %q: %s no column %q (named by %s); columns present: %s",
+				m.collector, rows, col, path, columnList(columns))
 		}
 		return idx, nil
 	}
 	for i := range m.metrics {
 		mp := &m.metrics[i]
 		var err error
-		if mp.valueIdx, err = find(mp.path+".value_column", mp.valueColumn); err != nil {
+		mp.valueIdx = -1
+		if mp.expr != nil {
+			mp.exprIdx = make(map[string]int, len(mp.exprColumns))
+			for _, col := range mp.exprColumns {
+				if mp.exprIdx[col], err = find(mp.path+".value_expression", col); err != nil {
+					return err
+				}
+			}
+		} else if mp.valueIdx, err = find(mp.path+".value_column", mp.valueColumn); err != nil {
 			return err
 		}
 		mp.periodIdx = -1
@@ -209,11 +288,21 @@ func columnList(columns []string) string {
 // columns given to Bind. A row without a period column describes the run's
 // date: midnight of run.At in run.Location.
 func (m *Mapper) Map(row int, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
+	return m.mapRow(rowRef{n: row}, values, run)
+}
+
+// MapAt is Map for a row that errors name by where, such as
+// `file "a.csv", row 12` or `$.data[3]`.
+func (m *Mapper) MapAt(where string, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
+	return m.mapRow(rowRef{where: where}, values, run)
+}
+
+func (m *Mapper) mapRow(row rowRef, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
 	if !m.bound {
-		return nil, fmt.Errorf("collector %q: row %d mapped before the columns were bound", m.collector, row)
+		return nil, fmt.Errorf("collector %q: %s mapped before the columns were bound", m.collector, row)
 	}
 	if len(values) != len(m.columns) {
-		return nil, fmt.Errorf("collector %q: row %d has %d values for %d columns", m.collector, row, len(values), len(m.columns))
+		return nil, fmt.Errorf("collector %q: %s has %d values for %d columns", m.collector, row, len(values), len(m.columns))
 	}
 	if run.Location == nil {
 		return nil, fmt.Errorf("collector %q: the run has no time zone", m.collector)
@@ -229,20 +318,23 @@ func (m *Mapper) Map(row int, values []any, run kpi.RunInfo) ([]kpi.Observation,
 			}
 			v, err := labelValue(values[idx])
 			if err != nil {
-				return nil, fmt.Errorf("collector %q: row %d, column %q: label %q of KPI %q: %w",
+				return nil, fmt.Errorf("collector %q: %s, column %q: label %q of KPI %q: %w",
 					m.collector, row, m.columns[idx], mp.kpi.Labels[j], mp.kpi.Name, err)
 			}
 			o.Labels[j] = v
 		}
-		v, err := numberValue(values[mp.valueIdx])
+		v, col, err := mp.value(values)
 		if err != nil {
-			return nil, fmt.Errorf("collector %q: row %d, column %q: %w", m.collector, row, m.columns[mp.valueIdx], err)
+			if col < 0 {
+				return nil, fmt.Errorf("collector %q: %s: %s: %w", m.collector, row, mp.path, err)
+			}
+			return nil, fmt.Errorf("collector %q: %s, column %q: %w", m.collector, row, m.columns[col], err)
 		}
 		o.Value = v
 		if mp.periodIdx < 0 {
 			o.Period = runDate(run)
-		} else if o.Period, err = periodValue(values[mp.periodIdx], run.Location); err != nil {
-			return nil, fmt.Errorf("collector %q: row %d, column %q: %w", m.collector, row, m.columns[mp.periodIdx], err)
+		} else if o.Period, err = m.periodOf(values[mp.periodIdx], run.Location); err != nil {
+			return nil, fmt.Errorf("collector %q: %s, column %q: %w", m.collector, row, m.columns[mp.periodIdx], err)
 		}
 		if err := m.track(row, o); err != nil {
 			return nil, err
@@ -252,24 +344,84 @@ func (m *Mapper) Map(row int, values []any, run kpi.RunInfo) ([]kpi.Observation,
 	return obs, nil
 }
 
+// value reads or computes the metric's value from a row. On error it also
+// returns the position of the column at fault.
+func (mp *metricMap) value(values []any) (kpi.Value, int, error) {
+	if mp.expr != nil {
+		bad := -1
+		v, err := evalExpr(mp.expr, func(col string) (kpi.Value, error) {
+			idx := mp.exprIdx[col]
+			x, err := numberValue(values[idx])
+			if err != nil {
+				bad = idx
+			}
+			return x, err
+		})
+		return v, bad, err
+	}
+	cell := values[mp.valueIdx]
+	if mp.valueMap != nil {
+		v, err := mappedValue(cell, mp.valueMap)
+		return v, mp.valueIdx, err
+	}
+	if mp.percent {
+		v, err := percentValue(cell)
+		return v, mp.valueIdx, err
+	}
+	v, err := numberValue(cell)
+	return v, mp.valueIdx, err
+}
+
+// periodOf reads a period cell: in the collector's period_format when it has
+// one and the cell is text, else as periodValue does.
+func (m *Mapper) periodOf(v any, loc *time.Location) (time.Time, error) {
+	if m.period != nil {
+		var s string
+		switch x := v.(type) {
+		case string:
+			s = x
+		case []byte:
+			s = string(x)
+		default:
+			return periodValue(v, loc)
+		}
+		if strings.TrimSpace(s) == "" {
+			return time.Time{}, errors.New("the period is empty")
+		}
+		t, err := m.period.Read(s, loc)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("period %s is %w", quoteShort(s), err)
+		}
+		return t, nil
+	}
+	return periodValue(v, loc)
+}
+
 // track records the observation's series and period for the run, failing
 // when the run passes its series limit or repeats a (series, period).
-func (m *Mapper) track(row int, o kpi.Observation) error {
+func (m *Mapper) track(row rowRef, o kpi.Observation) error {
 	key := seriesKey(o.KPI, o.Labels)
 	if _, ok := m.series[key]; !ok {
 		if len(m.series) >= m.maxSeries {
 			// The labels are left out on purpose: a run that explodes its
 			// series is most likely labelling by something personal.
-			return fmt.Errorf("collector %q: row %d: KPI %q takes the run past its limit of %d series (max_series); labels must be bounded (service, team, age band), never a person's name or ID",
+			return fmt.Errorf("collector %q: %s: KPI %q takes the run past its limit of %d series (max_series); labels must be bounded (service, team, age band), never a person's name or ID",
 				m.collector, row, o.KPI.Name, m.maxSeries)
 		}
 		m.series[key] = row
 	}
 	pk := periodKey{series: key, sec: o.Period.Unix(), nsec: int32(o.Period.Nanosecond())}
 	if first, ok := m.periods[pk]; ok {
-		rows := fmt.Sprintf("rows %d and %d both give", first, row)
-		if first == row {
-			rows = fmt.Sprintf("row %d gives twice", row)
+		var rows string
+		switch {
+		case first == row && row.where == "":
+			rows = fmt.Sprintf("row %d gives twice", row.n)
+		case first == row:
+			rows = row.String() + " gives twice"
+		case first.where == "" && row.where == "":
+			rows = fmt.Sprintf("rows %d and %d both give", first.n, row.n)
+		default:
+			rows = fmt.Sprintf("%s and %s both give", first, row)
 		}
 		return fmt.Errorf("collector %q: %s KPI %q series %s for period %s: the value is ambiguous",
 			m.collector, rows, o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), formatPeriod(o.Period))
@@ -303,13 +455,18 @@ func runDate(run kpi.RunInfo) time.Time {
 }
 
 // suppressed holds the symbols official statistics use for a value that is
-// missing, suppressed or not applicable (DfE, ONS: bare or in brackets).
+// missing, suppressed or not applicable (DfE, ONS: bare or in brackets), and
+// the spreadsheet errors that mean the same: #DIV/0! is a division by zero,
+// #N/A a value not available.
 var suppressed = map[string]bool{
-	"x": true, "c": true, "z": true, "u": true, "low": true, ":": true,
+	"x": true, "c": true, "z": true, "u": true, "low": true, ":": true, "..": true,
+	"#div/0!": true, "#n/a": true,
 }
 
 // numberValue reads a value cell. NULL, an empty cell, a suppression symbol
 // and a non-finite number (what a division by zero gives) are missing, never 0.
+// Text may have padding spaces, thousands separators (1,234) and a percent
+// sign (14.2% is 0.142).
 func numberValue(v any) (kpi.Value, error) {
 	var f float64
 	switch x := v.(type) {
@@ -340,9 +497,9 @@ func numberValue(v any) (kpi.Value, error) {
 	case uint8:
 		f = float64(x)
 	case []byte:
-		return parseNumber(string(x))
+		return parseNumber(string(x), false)
 	case string:
-		return parseNumber(x)
+		return parseNumber(x, false)
 	case bool:
 		return kpi.Missing, fmt.Errorf("value %t is a boolean, not a number", x)
 	case time.Time:
@@ -356,19 +513,139 @@ func numberValue(v any) (kpi.Value, error) {
 	return kpi.Known(f), nil
 }
 
-func parseNumber(s string) (kpi.Value, error) {
+// percentValue reads a cell holding a percentage, 14.2 or 14.2%, as the
+// ratio 0.142.
+func percentValue(v any) (kpi.Value, error) {
+	switch x := v.(type) {
+	case string:
+		return parseNumber(x, true)
+	case []byte:
+		return parseNumber(string(x), true)
+	}
+	n, err := numberValue(v)
+	if err != nil || !n.Valid {
+		return n, err
+	}
+	return kpi.Known(n.V / 100), nil
+}
+
+// valueMap is a metric's value_map: words, matched ignoring case and
+// padding, and their numbers.
+type valueMap struct {
+	numbers map[string]float64
+	// words are the words as configured, quoted and sorted, for errors.
+	words string
+}
+
+func newValueMap(m map[string]float64) *valueMap {
+	vm := &valueMap{numbers: make(map[string]float64, len(m))}
+	quoted := make([]string, 0, len(m))
+	for word, v := range m {
+		vm.numbers[strings.ToLower(strings.TrimSpace(word))] = v
+		quoted = append(quoted, strconv.Quote(word))
+	}
+	slices.Sort(quoted)
+	vm.words = strings.Join(quoted, ", ")
+	return vm
+}
+
+// mappedValue reads a cell through a value_map: a word becomes its number
+// (ignoring case and padding); a number stays itself; a missing cell stays
+// missing.
+func mappedValue(v any, words *valueMap) (kpi.Value, error) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	default:
+		return numberValue(v)
+	}
 	t := strings.TrimSpace(s)
 	if t == "" || isSuppressed(t) {
 		return kpi.Missing, nil
 	}
-	f, err := strconv.ParseFloat(t, 64)
+	if f, ok := words.numbers[strings.ToLower(t)]; ok {
+		return kpi.Known(f), nil
+	}
+	if n, err := parseNumber(t, false); err == nil {
+		return n, nil
+	}
+	return kpi.Missing, fmt.Errorf("value %s is not one of the value_map's words (%s)", quoteShort(s), words.words)
+}
+
+// maxNumberText bounds the text read as a number: beyond it, a cell is
+// not a number but a wrong column.
+const maxNumberText = 64
+
+// parseNumber reads a number written as text. With percent, or when the text
+// ends in %, it is a percentage and the ratio is returned; the decimal point
+// is moved in the text rather than divided by, so 19.2% is exactly the
+// nearest float64 to 0.192.
+func parseNumber(s string, percent bool) (kpi.Value, error) {
+	t := strings.TrimSpace(s)
+	if t == "" || isSuppressed(t) {
+		return kpi.Missing, nil
+	}
+	if len(t) > maxNumberText {
+		return kpi.Missing, fmt.Errorf("value %s is not a number", quoteShort(s))
+	}
+	if rest, ok := strings.CutSuffix(t, "%"); ok {
+		t, percent = strings.TrimSpace(rest), true
+	}
+	t, ok := ungroup(t)
+	if !ok {
+		return kpi.Missing, fmt.Errorf("value %s is not a number", quoteShort(s))
+	}
+	text := t
+	if percent && !strings.ContainsAny(t, "eEnNiI") {
+		text = t + "e-2"
+	}
+	f, err := strconv.ParseFloat(text, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return kpi.Missing, fmt.Errorf("value %s is not a number", quoteShort(s))
+	}
+	if percent && text == t {
+		f /= 100
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return kpi.Missing, nil
 	}
 	return kpi.Known(f), nil
+}
+
+// ungroup takes the thousands separators out of a number such as
+// -1,234,567.5. Commas anywhere else (12,5 is a decimal comma, not a UK
+// number) leave the text as it is for ParseFloat to refuse.
+func ungroup(t string) (string, bool) {
+	if !strings.Contains(t, ",") {
+		return t, true
+	}
+	sign := ""
+	if t != "" && (t[0] == '-' || t[0] == '+') {
+		sign, t = t[:1], t[1:]
+	}
+	whole, frac, hasFrac := strings.Cut(t, ".")
+	groups := strings.Split(whole, ",")
+	if len(groups[0]) < 1 || len(groups[0]) > 3 {
+		return "", false
+	}
+	for i, g := range groups {
+		if i > 0 && len(g) != 3 {
+			return "", false
+		}
+		for j := 0; j < len(g); j++ {
+			if g[j] < '0' || g[j] > '9' {
+				return "", false
+			}
+		}
+	}
+	out := sign + strings.Join(groups, "")
+	if hasFrac {
+		out += "." + frac
+	}
+	return out, true
 }
 
 func isSuppressed(s string) bool {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -71,7 +72,9 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
-// Parse decodes and validates a configuration; file names it in messages.
+// Parse decodes and validates a configuration; file names it in messages,
+// and the relative paths in it (a file source's directory, an http source's
+// secret and certificate files) are resolved against file's folder.
 func Parse(data []byte, file string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -92,7 +95,7 @@ func Parse(data []byte, file string) (*Config, error) {
 		}
 		return nil, Problems{yamlProblem(file, &root, err)}
 	}
-	v := &validator{file: file, root: &root}
+	v := &validator{file: file, dir: filepath.Dir(file), root: &root}
 	v.validate(cfg)
 	if len(v.problems) > 0 {
 		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
@@ -144,6 +147,8 @@ func friendlyType(goType string) string {
 		return "whole number"
 	case strings.Contains(goType, "bool"):
 		return "boolean (true or false)"
+	case strings.Contains(goType, "ByteSize"):
+		return "size (e.g. 512KiB, 10MB, 1GiB)"
 	case strings.Contains(goType, "Duration"):
 		return "duration (e.g. 30s, 5m, 36h, 7d)"
 	case strings.HasPrefix(goType, "[]"):
@@ -219,7 +224,10 @@ func lineOf(root *yaml.Node, path string) int {
 }
 
 type validator struct {
-	file     string
+	file string
+	// dir is the configuration file's folder, against which relative paths
+	// in it are resolved.
+	dir      string
 	root     *yaml.Node
 	problems Problems
 }
@@ -237,7 +245,7 @@ var (
 var ReservedLabels = map[string]bool{"kpi": true, "level": true, "collector": true, "metric": true, "unit": true, "direction": true, "job": true, "instance": true, "le": true, "quantile": true}
 
 // SourceTypes are the source kinds carewatch can read.
-var SourceTypes = map[string]bool{"postgres": true}
+var SourceTypes = map[string]bool{"postgres": true, "file": true, "http": true}
 
 func (v *validator) validate(c *Config) {
 	v.global(c)
@@ -407,133 +415,6 @@ func (v *validator) thresholds(p string, tc ThresholdsConfig, k *kpi.KPI, name s
 		}
 	}
 	return t
-}
-
-func (v *validator) sources(ss []SourceConfig) {
-	first := map[string]int{}
-	for i := range ss {
-		s := &ss[i]
-		p := fmt.Sprintf("sources[%d]", i)
-		switch {
-		case s.Name == "":
-			v.addf(p+".name", "is required")
-		default:
-			if j, dup := first[s.Name]; dup {
-				v.addf(p+".name", "duplicate source name %q (first defined at sources[%d])", s.Name, j)
-			} else {
-				first[s.Name] = i
-			}
-		}
-		switch {
-		case s.Type == "":
-			v.addf(p+".type", "is required: one of %s", strings.Join(sortedKeys(SourceTypes), ", "))
-		case !SourceTypes[s.Type]:
-			v.addf(p+".type", "unknown source type %q: one of %s", s.Type, strings.Join(sortedKeys(SourceTypes), ", "))
-		}
-		if s.DSNEnv == "" && s.DSNFile == "" {
-			v.addf(p, "a postgres source needs dsn_env or dsn_file (connection strings never sit in the config text)")
-		}
-		if s.DSNEnv != "" && s.DSNFile != "" {
-			v.addf(p+".dsn_file", "give dsn_env or dsn_file, not both")
-		}
-		if s.MaxOpenConns < 0 {
-			v.addf(p+".max_open_conns", "must not be negative")
-		}
-		if s.StatementTimeout < 0 {
-			v.addf(p+".statement_timeout", "must not be negative")
-		}
-	}
-}
-
-func (v *validator) collectors(c *Config) {
-	if len(c.Collectors) == 0 {
-		v.addf("collectors", "at least one collector is required")
-	}
-	first := map[string]int{}
-	for i := range c.Collectors {
-		cc := &c.Collectors[i]
-		p := fmt.Sprintf("collectors[%d]", i)
-		switch {
-		case cc.Name == "":
-			v.addf(p+".name", "is required")
-		case !reName.MatchString(cc.Name):
-			v.addf(p+".name", "%q must be lower-case letters, digits and underscores, starting with a letter", cc.Name)
-		default:
-			if j, dup := first[cc.Name]; dup {
-				v.addf(p+".name", "duplicate collector name %q (first defined at collectors[%d])", cc.Name, j)
-			} else {
-				first[cc.Name] = i
-			}
-		}
-		if cc.Source == "" {
-			v.addf(p+".source", "is required")
-		} else if c.SourceByName(cc.Source) == nil {
-			v.addf(p+".source", "source %q is not defined under sources", cc.Source)
-		}
-		if cc.Schedule == "" {
-			v.addf(p+".schedule", "is required: a cron expression (\"0 6 * * *\") or a descriptor (\"@daily\", \"@every 15m\")")
-		} else if s, err := ParseSchedule(cc.Schedule); err != nil {
-			v.addf(p+".schedule", "%q is not a valid schedule: %v", cc.Schedule, err)
-		} else {
-			cc.ParsedSchedule = s
-		}
-		if cc.Timeout < 0 {
-			v.addf(p+".timeout", "must be positive")
-		}
-		if cc.Retries != nil && *cc.Retries < 0 {
-			v.addf(p+".retries", "must not be negative")
-		}
-		if cc.MaxSeries < 0 {
-			v.addf(p+".max_series", "must be positive")
-		}
-		if strings.TrimSpace(cc.Query) == "" {
-			v.addf(p+".query", "is required for a SQL source")
-		}
-		if len(cc.Metrics) == 0 {
-			v.addf(p+".metrics", "at least one metric mapping is required")
-		}
-		for j := range cc.Metrics {
-			v.mapping(fmt.Sprintf("%s.metrics[%d]", p, j), &cc.Metrics[j], c.Catalogue)
-		}
-	}
-}
-
-func (v *validator) mapping(p string, m *MetricMapping, cat kpi.Catalogue) {
-	if m.ValueColumn == "" {
-		v.addf(p+".value_column", "is required: the column holding the KPI's value")
-	}
-	if m.KPI == "" {
-		v.addf(p+".kpi", "is required")
-		return
-	}
-	k, ok := cat[m.KPI]
-	if !ok {
-		v.addf(p+".kpi", "KPI %q is not defined under kpis", m.KPI)
-		return
-	}
-	for _, l := range sortedKeys(m.Labels) {
-		if k.LabelIndex(l) < 0 {
-			v.addf(p+".labels", "label %q is not one of KPI %s's labels %v", l, k.Name, k.Labels)
-		}
-		if m.Labels[l] == "" {
-			v.addf(p+".labels."+l, "names no column")
-		}
-	}
-	for _, l := range sortedKeys(m.StaticLabels) {
-		if k.LabelIndex(l) < 0 {
-			v.addf(p+".static_labels", "label %q is not one of KPI %s's labels %v", l, k.Name, k.Labels)
-		}
-		if _, both := m.Labels[l]; both {
-			v.addf(p+".static_labels", "label %q is given both from a column and as a static label", l)
-		}
-	}
-	for _, l := range k.Labels {
-		_, fromCol := m.Labels[l]
-		_, static := m.StaticLabels[l]
-		if !fromCol && !static {
-			v.addf(p, "KPI %s's label %q is given no value: map it to a column under labels or fix it under static_labels", k.Name, l)
-		}
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -6,6 +6,7 @@ package config
 import (
 	"time"
 
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/robfig/cron/v3"
 
@@ -77,7 +78,7 @@ type OverrideConfig struct {
 // SourceConfig is a place collectors read from.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Type is the kind of source: "postgres".
+	// Type is the kind of source: "postgres", "file" or "http".
 	Type string `yaml:"type"`
 	// DSNEnv or DSNFile give a SQL source's connection string.
 	DSNEnv           string         `yaml:"dsn_env"`
@@ -85,6 +86,42 @@ type SourceConfig struct {
 	MaxOpenConns     int            `yaml:"max_open_conns"`
 	ConnMaxLifetime  model.Duration `yaml:"conn_max_lifetime"`
 	StatementTimeout model.Duration `yaml:"statement_timeout"`
+
+	// Directory is the folder a file source reads, and the only one: a path
+	// that leaves it, through ".." or a symbolic link, is refused. A relative
+	// directory is relative to the configuration file; Load makes it absolute.
+	Directory string `yaml:"directory"`
+	// MaxFileSize bounds one file of a file source (for XLSX, its unpacked
+	// size too); DefaultMaxFileSize if unset.
+	MaxFileSize ByteSize `yaml:"max_file_size"`
+
+	// BaseURL is where an http source's collectors send their requests. Their
+	// URLs are resolved against it and must stay on its scheme and host: the
+	// source's credentials are for that host only.
+	BaseURL string `yaml:"base_url"`
+	// HTTPConfig is an http source's client configuration, in the format
+	// Prometheus and Alertmanager use: authorization (credentials_file),
+	// basic_auth (password_file), oauth2 (client credentials), tls_config,
+	// proxy_url. Secrets come from files, never from the config text.
+	HTTPConfig *HTTPClientConfig `yaml:"http_config"`
+	// MaxBodySize bounds one response of an http source; DefaultMaxBodySize if unset.
+	MaxBodySize ByteSize `yaml:"max_body_size"`
+}
+
+// HTTPClientConfig is the Prometheus ecosystem's HTTP client configuration
+// (github.com/prometheus/common/config). It is decoded by carewatch's strict
+// decoder, so an unknown key inside it is refused like anywhere else, and it
+// is validated by Load with messages that name its path.
+type HTTPClientConfig struct {
+	promconfig.HTTPClientConfig `yaml:",inline"`
+}
+
+// UnmarshalYAML starts from Prometheus's defaults (follow redirects, HTTP/2)
+// and leaves validation to Load, which can name the path of a problem.
+func (c *HTTPClientConfig) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain promconfig.HTTPClientConfig
+	c.HTTPClientConfig = promconfig.DefaultHTTPClientConfig
+	return unmarshal((*plain)(&c.HTTPClientConfig))
 }
 
 // CollectorConfig is one scheduled collection from one source.
@@ -100,19 +137,137 @@ type CollectorConfig struct {
 	MaxSeries    int            `yaml:"max_series"`
 	// Query is the SQL a SQL source runs.
 	Query string `yaml:"query"`
+	// File says which files of a file source the collector reads, and how.
+	File *FileInput `yaml:"file"`
+	// HTTP says what the collector asks of an http source, and how to read
+	// the answer.
+	HTTP *HTTPInput `yaml:"http"`
+	// Filters keep only the rows of a file or an HTTP answer that pass every
+	// one of them (a SQL query filters with WHERE).
+	Filters []RowFilter `yaml:"filters"`
+	// Benchmark keeps the rows of a DfE statistics file that describe one
+	// council, its statistical neighbours, its region and England, and says
+	// which is which.
+	Benchmark *Benchmark `yaml:"benchmark"`
 	// PeriodColumn names the column holding the period each row describes;
 	// without it, the period is the run's date.
-	PeriodColumn string          `yaml:"period_column"`
-	Metrics      []MetricMapping `yaml:"metrics"`
+	PeriodColumn string `yaml:"period_column"`
+	// PeriodFormat is how the period column writes a period, in YYYY, MM,
+	// MMM, DD tokens (YYYY, YYYY-MM, DD/MM/YYYY, MMM YYYY). Without it a period
+	// is an ISO date (2025-03-31), a UK date (31/03/2025) or an RFC 3339 time.
+	PeriodFormat string `yaml:"period_format"`
+	// PeriodDay is the day that a period written without one describes: MM-DD
+	// for a year (09-30, the DfE workforce census date), DD or "end" for a
+	// month. By default, the first day.
+	PeriodDay string          `yaml:"period_day"`
+	Metrics   []MetricMapping `yaml:"metrics"`
 
 	// ParsedSchedule is Schedule, parsed by Load.
 	ParsedSchedule cron.Schedule `yaml:"-"`
+}
+
+// TableOptions say how to read a table out of a file or an HTTP answer.
+type TableOptions struct {
+	// Format is csv or xlsx for a file (by default, from its extension), csv
+	// or json for an HTTP answer (json by default).
+	Format string `yaml:"format"`
+	// Encoding is the CSV text's character set: utf-8 (the default; a
+	// byte-order mark is skipped), windows-1252 (what Excel on Windows saves
+	// as "CSV") or iso-8859-1.
+	Encoding string `yaml:"encoding"`
+	// Delimiter separates CSV fields: "," by default, or ";", "\t", "|".
+	Delimiter string `yaml:"delimiter"`
+	// Sheet is the XLSX worksheet read, by name; by default the first.
+	Sheet string `yaml:"sheet"`
+	// HeaderRow is the row (counted from 1, as a spreadsheet shows it) that
+	// holds the column names; the rows above it are ignored. 1 by default.
+	HeaderRow int `yaml:"header_row"`
+}
+
+// FileInput says which files of a file source a collector reads. Exactly
+// one of Path and Glob is given; both are relative to the source's directory.
+type FileInput struct {
+	// Path is one file.
+	Path string `yaml:"path"`
+	// Glob is a pattern (*, ?, [a-z]) matching several files, of which Select
+	// picks the newest (by modification time) or all.
+	Glob string `yaml:"glob"`
+	// Select is "newest" (the default) or "all".
+	Select string `yaml:"select"`
+	// NamePattern is a regular expression matched against each file's name;
+	// its named groups, such as (?P<month>\d{4}-\d{2}), become columns of the
+	// file's rows, so that a period or a label can come from the name.
+	NamePattern  string `yaml:"name_pattern"`
+	TableOptions `yaml:",inline"`
+}
+
+// HTTPInput says what a collector asks of an http source.
+type HTTPInput struct {
+	// URL is resolved against the source's base_url.
+	URL string `yaml:"url"`
+	// Method is GET (the default) or POST.
+	Method string `yaml:"method"`
+	// Body is sent with a POST.
+	Body string `yaml:"body"`
+	// Headers are sent with the request; credentials belong in the source's
+	// http_config, never here.
+	Headers map[string]string `yaml:"headers"`
+	// Rows is the JSON path to the rows of a JSON answer, e.g. $.data[*].
+	Rows string `yaml:"rows"`
+	// Fields maps a column name to a JSON path from the row, e.g.
+	// {la_code: location.code}; without it, each row object's own keys are
+	// the columns.
+	Fields       map[string]string `yaml:"fields"`
+	TableOptions `yaml:",inline"`
+}
+
+// RowFilter keeps the rows whose column passes one test; values are
+// compared with spaces trimmed, ignoring case.
+type RowFilter struct {
+	Column    string   `yaml:"column"`
+	Equals    *string  `yaml:"equals"`
+	NotEquals *string  `yaml:"not_equals"`
+	In        []string `yaml:"in"`
+	NotIn     []string `yaml:"not_in"`
+}
+
+// Benchmark selects, from a file in the DfE open-data layout (the columns
+// geographic_level, country_code, country_name, region_code, region_name,
+// old_la_code, new_la_code, la_name that every Explore Education Statistics
+// file has), the rows of one council, its statistical neighbours, its region
+// and England, and adds to each the columns benchmark_scope (council,
+// stat_neighbour, region or england), benchmark_code (the ONS code of the
+// council, region or country) and benchmark_name.
+type Benchmark struct {
+	// Council is the council compared, by its ONS code (E09000008) or its
+	// DfE code (306).
+	Council string `yaml:"council"`
+	// NeighboursFile is DfE's statistical neighbour model
+	// (sn_model_2025_wide.csv, or the April 2021 groupings), in the source's
+	// directory.
+	NeighboursFile string `yaml:"neighbours_file"`
+	// Region is the code of the region to compare with. By default it is the
+	// region the file gives the council's own rows: for a London borough,
+	// Inner or Outer London (E12000007 is London as a whole).
+	Region string `yaml:"region"`
 }
 
 // MetricMapping turns a column of the collector's rows into a KPI's values.
 type MetricMapping struct {
 	KPI         string `yaml:"kpi"`
 	ValueColumn string `yaml:"value_column"`
+	// ValueExpression computes the value from the row's columns instead:
+	// numbers, column names (in double quotes if they hold spaces), + - * /
+	// and brackets, e.g. vacancy_fte / (vacancy_fte + inpost_fte). A missing
+	// operand or a division by zero makes the value missing.
+	ValueExpression string `yaml:"value_expression"`
+	// Percent says the value column holds percentages (14.2 or 14.2%), to be
+	// stored as the 0-1 ratio (0.142). A cell written with % is a percentage
+	// whatever this says.
+	Percent bool `yaml:"percent"`
+	// ValueMap turns words into numbers, e.g. {Good: 3, Requires improvement: 2},
+	// matched ignoring case and surrounding spaces.
+	ValueMap map[string]float64 `yaml:"value_map"`
 	// Labels maps a KPI label to the column its value comes from.
 	Labels map[string]string `yaml:"labels"`
 	// StaticLabels gives KPI labels a fixed value.
@@ -129,7 +284,25 @@ const (
 	DefaultRetryBackoff = model.Duration(5 * time.Second)
 	DefaultMaxSeries    = 10000
 	DefaultStoreDSNEnv  = "CAREWATCH_DATABASE_URL"
+	DefaultMaxFileSize  = ByteSize(64 << 20)
+	DefaultMaxBodySize  = ByteSize(16 << 20)
 )
+
+// EffectiveMaxFileSize is the source's file size limit or the default.
+func (s *SourceConfig) EffectiveMaxFileSize() int64 {
+	if s.MaxFileSize > 0 {
+		return int64(s.MaxFileSize)
+	}
+	return int64(DefaultMaxFileSize)
+}
+
+// EffectiveMaxBodySize is the source's response size limit or the default.
+func (s *SourceConfig) EffectiveMaxBodySize() int64 {
+	if s.MaxBodySize > 0 {
+		return int64(s.MaxBodySize)
+	}
+	return int64(DefaultMaxBodySize)
+}
 
 // EffectiveTimeout is the collector's timeout or the global default.
 func (c *Config) EffectiveTimeout(cc *CollectorConfig) time.Duration {

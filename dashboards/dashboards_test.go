@@ -46,17 +46,34 @@ var wantDashboards = map[string]string{
 const schemaVersion = 42
 
 // benchmarkKPIs are the national statistics the benchmarking dashboard
-// shows: the same KPIs as the council's own, one series per authority
-// (la_code, la_name) and scope (council, stat_neighbour, region, england).
-// No collector of the demo council brings them yet: these are the names
-// and labels the dashboard is built on, and a collector of the national
-// statistics must export them so.
+// shows, as the DfE benchmarking example (examples/dfe/benchmarking.yml)
+// exports them: one series per authority (la_code, la_name) and scope
+// (council, stat_neighbour, region, england). DfE's own method differs
+// from a team caseload's, hence names of their own. A test checks the
+// example still defines exactly these.
 var benchmarkKPIs = map[string][]string{
-	"children_sw_vacancy_ratio":    {"la_code", "la_name", "scope"},
-	"children_sw_agency_ratio":     {"la_code", "la_name", "scope"},
-	"children_sw_turnover_ratio":   {"la_code", "la_name", "scope"},
-	"children_sw_caseload_average": {"la_code", "la_name", "scope"},
-	"children_sw_absence_ratio":    {"la_code", "la_name", "scope"},
+	"children_sw_dfe_vacancy_ratio":    {"la_code", "la_name", "scope"},
+	"children_sw_dfe_agency_ratio":     {"la_code", "la_name", "scope"},
+	"children_sw_dfe_turnover_ratio":   {"la_code", "la_name", "scope"},
+	"children_sw_dfe_caseload_average": {"la_code", "la_name", "scope"},
+	"children_sw_dfe_absence_ratio":    {"la_code", "la_name", "scope"},
+}
+
+func TestBenchmarkKPIsAreTheOnesTheDfEExampleExports(t *testing.T) {
+	cfg, err := config.Load("../examples/dfe/benchmarking.yml")
+	if err != nil {
+		t.Fatalf("loading the DfE example: %v", err)
+	}
+	for name, labels := range benchmarkKPIs {
+		k := cfg.Catalogue[name]
+		if k == nil {
+			t.Errorf("the DfE example defines no KPI %s", name)
+			continue
+		}
+		if !slices.Equal(k.Labels, labels) {
+			t.Errorf("%s: labels %v in the DfE example, the dashboard uses %v", name, k.Labels, labels)
+		}
+	}
 }
 
 func TestDashboardsAreTheExpectedOnes(t *testing.T) {

@@ -51,12 +51,15 @@ func runCheck(ctx context.Context, file string, connect bool, out io.Writer) err
 }
 
 func pingSource(ctx context.Context, sc *config.SourceConfig) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if sc.Type != config.SourcePostgres {
+		return collector.Reach(pctx, sc)
+	}
 	dsn, err := sc.DSN()
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	db, err := collector.ConnectSQL(pctx, sc, dsn)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -231,6 +232,12 @@ func (g *generation) stop(ctx context.Context) error {
 func (g *generation) closeSources() {
 	for _, db := range g.dbs {
 		db.Close()
+	}
+	// HTTP sources hold idle connections of their own.
+	for _, r := range g.sources {
+		if c, ok := r.src.(io.Closer); ok {
+			c.Close()
+		}
 	}
 }
 

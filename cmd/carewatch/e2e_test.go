@@ -684,3 +684,15 @@ func TestCheckConnectNamesTheUnreachableSource(t *testing.T) {
 		t.Errorf("stderr does not name the source: %s", stderr.String())
 	}
 }
+
+// check --connect reaches a file source's folder as it reaches a database.
+func TestCheckConnectReachesFileSources(t *testing.T) {
+	t.Setenv(storeDSNEnv, pgtest.NewDatabase(t))
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--connect", "--config.file", "../../examples/dfe/benchmarking.yml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check --connect on the DfE example: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `source "dfe": reachable`) {
+		t.Errorf("stdout does not say the file source is reachable:\n%s", stdout.String())
+	}
+}

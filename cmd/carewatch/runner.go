@@ -65,6 +65,21 @@ func newSource(cfg *config.Config, cc *config.CollectorConfig, dbs map[string]*s
 	if err != nil {
 		return nil, err
 	}
+	// Each case returns a nil interface on error, never a typed nil.
+	switch sc.Type {
+	case config.SourceFile:
+		s, err := collector.NewFileSource(cc, sc, m)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case config.SourceHTTP:
+		s, err := collector.NewHTTPSource(cc, sc, m)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 	db := dbs[sc.Name]
 	if db == nil {
 		dsn, err := sc.DSN()
@@ -112,6 +127,8 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 	defer release()
 
 	obs, err := r.src.Collect(ctx, r.runInfo(r.started))
+	// Read after Collect: a glob source says which file it read.
+	r.describe.source, r.describe.query = r.src.Describe()
 	if err != nil {
 		return err
 	}

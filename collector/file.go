@@ -1,0 +1,361 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// FileSource is a collector's file, or files, in a file source's folder:
+// CSV and XLSX exports from HR and agency suppliers, and national statistics
+// such as DfE's. It reads nothing outside the folder: paths are opened
+// through an os.Root, which refuses "..", absolute paths and symbolic links
+// that lead out. It implements kpi.Source.
+type FileSource struct {
+	collector   string
+	source      string
+	dir         string
+	maxSize     int64
+	input       config.FileInput
+	namePattern *regexp.Regexp
+	filters     []rowFilter
+	bench       *benchmark
+	mapper      *Mapper
+
+	// mu serialises runs, since the Mapper serves one run at a time.
+	mu sync.Mutex
+}
+
+var _ kpi.Source = (*FileSource)(nil)
+
+// NewFileSource returns the source of collector cc, reading the file source
+// src and mapping its rows with m. It does not touch the folder: a folder
+// that is not there yet fails the collector's runs, not the daemon's start.
+func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapper) (*FileSource, error) {
+	switch {
+	case cc == nil || src == nil || m == nil:
+		return nil, errors.New("file source: no collector, source or mapper")
+	case src.Type != config.SourceFile:
+		return nil, fmt.Errorf("collector %q: source %q is a %s source, not a file source", cc.Name, src.Name, src.Type)
+	case src.Directory == "":
+		return nil, fmt.Errorf("collector %q: source %q has no directory", cc.Name, src.Name)
+	case cc.File == nil || (cc.File.Path == "") == (cc.File.Glob == ""):
+		return nil, fmt.Errorf("collector %q: file: give path or glob", cc.Name)
+	}
+	s := &FileSource{
+		collector: cc.Name,
+		source:    src.Name,
+		dir:       src.Directory,
+		maxSize:   src.EffectiveMaxFileSize(),
+		input:     *cc.File,
+		filters:   newFilters(cc.Filters),
+		mapper:    m,
+	}
+	if s.input.Format == "" {
+		s.input.Format = formatOf(firstNonEmpty(s.input.Path, s.input.Glob))
+	}
+	if s.input.Format != config.FormatCSV && s.input.Format != config.FormatXLSX {
+		return nil, fmt.Errorf("collector %q: file: format %q is not csv or xlsx", cc.Name, s.input.Format)
+	}
+	if s.input.NamePattern != "" {
+		re, err := regexp.Compile(s.input.NamePattern)
+		if err != nil {
+			return nil, fmt.Errorf("collector %q: file.name_pattern: %w", cc.Name, err)
+		}
+		s.namePattern = re
+	}
+	if cc.Benchmark != nil {
+		s.bench = newBenchmark(cc.Benchmark)
+	}
+	return s, nil
+}
+
+func formatOf(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".xlsx", ".xlsm":
+		return config.FormatXLSX
+	}
+	return config.FormatCSV
+}
+
+// Describe returns the source's name and what it reads, for the run record.
+func (s *FileSource) Describe() (source, query string) {
+	var b strings.Builder
+	if s.input.Path != "" {
+		b.WriteString(filepath.Join(s.dir, filepath.FromSlash(s.input.Path)))
+	} else {
+		fmt.Fprintf(&b, "%s (%s match)", filepath.Join(s.dir, filepath.FromSlash(s.input.Glob)), s.input.Select)
+	}
+	if s.input.Sheet != "" {
+		fmt.Fprintf(&b, ", sheet %q", s.input.Sheet)
+	}
+	if s.bench != nil {
+		fmt.Fprintf(&b, "; benchmark of council %s with the neighbours in %s", s.bench.council, s.bench.neighboursFile)
+	}
+	return s.source, b.String()
+}
+
+// mappingError is an error of the Mapper, which already names the
+// collector and the row.
+type mappingError struct{ err error }
+
+func (e *mappingError) Error() string { return e.err.Error() }
+func (e *mappingError) Unwrap() error { return e.err }
+
+// Collect reads the collector's file or files within ctx, filters their
+// rows, and maps them. A file that cannot be read as configured (too large,
+// not a table, a column missing, a cell that is not a number) fails the run
+// at once with a Permanent error naming the file, the row and the cause;
+// a folder or a file that is not there yet may be retried.
+func (s *FileSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	obs, err := s.collect(ctx, run)
+	if err != nil {
+		return nil, sourceError(ctx, s.collector, s.source, err)
+	}
+	return obs, nil
+}
+
+// sourceError gives a file or HTTP source's error its context: the
+// collector and source it belongs to, and the run's deadline if that is
+// what ended it.
+func sourceError(ctx context.Context, collector, source string, err error) error {
+	var me *mappingError
+	if errors.As(err, &me) {
+		return Permanent(me.err)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w: %w", ctxErr, err)
+	}
+	return fmt.Errorf("collector %q: source %q: %w", collector, source, err)
+}
+
+func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: %w", s.dir, err)
+	}
+	defer func() { _ = root.Close() }()
+	names, err := s.files(root)
+	if err != nil {
+		return nil, err
+	}
+	tables := make([]*table, 0, len(names))
+	for _, name := range names {
+		t, err := s.readFile(ctx, root, name)
+		if err != nil {
+			return nil, err
+		}
+		if len(t.rows) == 0 {
+			return nil, Permanent(fmt.Errorf("%s has no rows below its header (row %d): is it cut short?", t.where, max(s.input.HeaderRow, 1)))
+		}
+		if s.namePattern != nil {
+			if err := s.nameColumns(t, name); err != nil {
+				return nil, Permanent(err)
+			}
+		}
+		if err := filter(t, s.filters); err != nil {
+			return nil, Permanent(err)
+		}
+		tables = append(tables, t)
+	}
+	if s.bench != nil {
+		neighbours, err := s.readNeighbours(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.bench.apply(tables, neighbours); err != nil {
+			return nil, Permanent(err)
+		}
+	}
+	obs, err := mapTables(s.mapper, tables, run)
+	if err != nil {
+		return nil, &mappingError{err}
+	}
+	return obs, nil
+}
+
+// files lists the files a run reads, relative to the folder.
+func (s *FileSource) files(root *os.Root) ([]string, error) {
+	if s.input.Path != "" {
+		return []string{s.input.Path}, nil
+	}
+	matches, err := fs.Glob(root.FS(), s.input.Glob)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("glob %q: %w", s.input.Glob, err))
+	}
+	type found struct {
+		name string
+		info fs.FileInfo
+	}
+	var files []found
+	for _, m := range matches {
+		info, err := root.Stat(filepath.FromSlash(m))
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		files = append(files, found{m, info})
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no file in %s matches %q", s.dir, s.input.Glob)
+	}
+	if s.input.Select == config.SelectAll {
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = f.name
+		}
+		sort.Strings(names)
+		return names, nil
+	}
+	newest := files[0]
+	for _, f := range files[1:] {
+		if f.info.ModTime().After(newest.info.ModTime()) || (f.info.ModTime().Equal(newest.info.ModTime()) && f.name > newest.name) {
+			newest = f
+		}
+	}
+	return []string{newest.name}, nil
+}
+
+// readFile reads one file of the folder as a table.
+func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string) (*table, error) {
+	where := fmt.Sprintf("file %q", name)
+	data, err := readBounded(ctx, root, name, s.maxSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	var t *table
+	if s.input.Format == config.FormatXLSX {
+		t, err = readXLSX(ctx, data, s.input.TableOptions, s.maxSize)
+	} else {
+		t, err = readCSV(ctx, data, s.input.TableOptions)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		return nil, Permanent(fmt.Errorf("%s: %w", where, err))
+	}
+	t.where = where
+	return t, nil
+}
+
+// readBounded reads a regular file of root, refusing one larger than limit
+// (before reading it, and while reading it, should it grow meanwhile).
+func readBounded(ctx context.Context, root *os.Root, name string, limit int64) ([]byte, error) {
+	osName := filepath.FromSlash(name)
+	info, err := root.Stat(osName)
+	if err != nil {
+		if isEscape(err) {
+			return nil, Permanent(fmt.Errorf("refused: the path leads outside the source's directory (%w)", err))
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("there is no such file in %s (not delivered yet?): %w", root.Name(), fs.ErrNotExist)
+		}
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, Permanent(fmt.Errorf("is not a regular file (%s)", info.Mode().Type()))
+	}
+	if info.Size() > limit {
+		return nil, Permanent(fmt.Errorf("is %s, more than the source's max_file_size (%s)", config.ByteSize(info.Size()), config.ByteSize(limit)))
+	}
+	f, err := root.Open(osName)
+	if err != nil {
+		if isEscape(err) {
+			return nil, Permanent(fmt.Errorf("refused: the path leads outside the source's directory (%w)", err))
+		}
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	data, err := readAllBounded(ctx, f, limit)
+	if errors.Is(err, errTooLarge) {
+		return nil, Permanent(fmt.Errorf("grew past the source's max_file_size (%s) while being read", config.ByteSize(limit)))
+	}
+	return data, err
+}
+
+// isEscape reports whether err is os.Root refusing a path that leaves it.
+func isEscape(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
+}
+
+var errTooLarge = errors.New("larger than the limit")
+
+// readAllBounded reads r to its end, within ctx, failing with errTooLarge
+// past limit bytes.
+func readAllBounded(ctx context.Context, r io.Reader, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	chunk := make([]byte, 64<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := r.Read(chunk)
+		buf.Write(chunk[:n])
+		if int64(buf.Len()) > limit {
+			return nil, errTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// nameColumns adds the named groups of the name pattern, matched against
+// the file's name, as columns.
+func (s *FileSource) nameColumns(t *table, name string) error {
+	base := path.Base(name)
+	m := s.namePattern.FindStringSubmatch(base)
+	if m == nil {
+		return fmt.Errorf("%s: the name does not match file.name_pattern %q", t.where, s.namePattern.String())
+	}
+	for i, group := range s.namePattern.SubexpNames() {
+		if group == "" {
+			continue
+		}
+		value := m[i]
+		if err := t.addColumn(group, func(*tableRow) any { return value }); err != nil {
+			return fmt.Errorf("%w: file.name_pattern's group %q would hide it", err, group)
+		}
+	}
+	return nil
+}
+
+// readNeighbours reads the benchmark's statistical neighbour file.
+func (s *FileSource) readNeighbours(ctx context.Context, root *os.Root) (*table, error) {
+	name := s.bench.neighboursFile
+	where := fmt.Sprintf("file %q (benchmark.neighbours_file)", name)
+	data, err := readBounded(ctx, root, name, s.maxSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	opts := config.TableOptions{Format: formatOf(name), Encoding: config.EncodingUTF8, Delimiter: ",", HeaderRow: 1}
+	var t *table
+	if opts.Format == config.FormatXLSX {
+		t, err = readXLSX(ctx, data, opts, s.maxSize)
+	} else {
+		t, err = readCSV(ctx, data, opts)
+	}
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("%s: %w", where, err))
+	}
+	t.where = where
+	return t, nil
+}
