@@ -48,8 +48,9 @@ type daemon struct {
 	reloadM  *exporter.ReloadMetrics
 	storeUp  prometheus.Gauge
 
-	mu     sync.Mutex // guards active and reloads
-	active *generation
+	mu       sync.Mutex // guards active
+	active   *generation
+	reloadMu sync.Mutex // serialises reloads
 
 	refreshMu sync.Mutex
 }
@@ -185,10 +186,10 @@ func (d *daemon) shutdown(server *http.Server) {
 	}{
 		{"stop serving HTTP", server.Shutdown},
 		{"stop the scheduler and wait for runs in flight", func(ctx context.Context) error {
-			d.mu.Lock()
-			gen := d.active
-			d.mu.Unlock()
-			return gen.stop(ctx)
+			// No reload may start a new scheduler behind this one's back.
+			d.reloadMu.Lock()
+			defer d.reloadMu.Unlock()
+			return d.current().stop(ctx)
 		}},
 	}
 	for _, s := range steps {
@@ -244,44 +245,58 @@ func (g *generation) closeSources() {
 // reload loads the configuration file again. A bad file, or one whose
 // sources cannot be set up, leaves the running configuration in force.
 func (d *daemon) reload(ctx context.Context) error {
+	// reloadMu serialises reloads; d.mu is held only to swap generations,
+	// never while waiting for runs, because a run ends by refreshing the
+	// snapshot, which reads d.active under d.mu.
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	old := d.current()
+	cfg, err := loadConfig(d.opts.ConfigFile)
+	var gen *generation
+	if err == nil {
+		gen, err = d.newGeneration(ctx, cfg)
+	}
+	if err != nil {
+		d.reloadM.Failed()
+		// The old catalogue stays in force; restore it in the store too.
+		if serr := d.store.SyncCatalogue(ctx, old.cfg.Catalogue); serr != nil {
+			d.logger.Warn("restoring the KPI catalogue", "err", serr)
+		}
+		return fmt.Errorf("reloading %s: %w", d.opts.ConfigFile, err)
+	}
+	// A reload asked for over HTTP must not cut short the old runs' wind-down
+	// when the client goes away.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.ShutdownTimeout)
+	if serr := old.stop(stopCtx); serr != nil {
+		d.logger.Warn("stopping the previous configuration's runs", "err", serr)
+	}
+	cancel()
+	d.mu.Lock()
+	d.active = gen
+	d.mu.Unlock()
+	if rerr := d.refresh(ctx, cfg.Catalogue); rerr != nil {
+		d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
+	}
+	if err := gen.scheduler.Start(ctx); err != nil {
+		// Cannot happen with a validated config (unique names); say so loudly if it does.
+		d.reloadM.Failed()
+		return fmt.Errorf("starting the reloaded scheduler: %w", err)
+	}
+	d.reloadM.Succeeded(time.Now())
+	d.logger.Info("configuration reloaded", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
+	return nil
+}
+
+// current returns the generation in force.
+func (d *daemon) current() *generation {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cfg, err := loadConfig(d.opts.ConfigFile)
-	if err == nil {
-		var gen *generation
-		if gen, err = d.newGeneration(ctx, cfg); err == nil {
-			stopCtx, cancel := context.WithTimeout(ctx, d.opts.ShutdownTimeout)
-			if serr := d.active.stop(stopCtx); serr != nil {
-				d.logger.Warn("stopping the previous configuration's runs", "err", serr)
-			}
-			cancel()
-			d.active = gen
-			if rerr := d.refresh(ctx, cfg.Catalogue); rerr != nil {
-				d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
-			}
-			if err := gen.scheduler.Start(ctx); err != nil {
-				// Cannot happen with a validated config (unique names); say so loudly if it does.
-				d.reloadM.Failed()
-				return fmt.Errorf("starting the reloaded scheduler: %w", err)
-			}
-			d.reloadM.Succeeded(time.Now())
-			d.logger.Info("configuration reloaded", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
-			return nil
-		}
-	}
-	d.reloadM.Failed()
-	// The old catalogue stays in force; restore it in the store too.
-	if serr := d.store.SyncCatalogue(ctx, d.active.cfg.Catalogue); serr != nil {
-		d.logger.Warn("restoring the KPI catalogue", "err", serr)
-	}
-	return fmt.Errorf("reloading %s: %w", d.opts.ConfigFile, err)
+	return d.active
 }
 
 // refreshActive rebuilds the snapshot for the configuration in force.
 func (d *daemon) refreshActive(ctx context.Context) {
-	d.mu.Lock()
-	cat := d.active.cfg.Catalogue
-	d.mu.Unlock()
+	cat := d.current().cfg.Catalogue
 	if err := d.refresh(ctx, cat); err != nil {
 		d.logger.Error("refreshing the snapshot; serving the previous one", "err", err)
 	}
@@ -372,8 +387,5 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 
 // runNow runs one collector of the configuration in force at once.
 func (d *daemon) runNow(ctx context.Context, name string) error {
-	d.mu.Lock()
-	gen := d.active
-	d.mu.Unlock()
-	return gen.scheduler.RunNow(ctx, name)
+	return d.current().scheduler.RunNow(ctx, name)
 }

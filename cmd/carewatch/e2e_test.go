@@ -696,3 +696,40 @@ func TestCheckConnectReachesFileSources(t *testing.T) {
 		t.Errorf("stdout does not say the file source is reachable:\n%s", stdout.String())
 	}
 }
+
+// A reload while a run is in flight waits for that run, not for the
+// shutdown timeout: the run's last step refreshes the snapshot, which must
+// not wait on the reload.
+func TestReloadDuringARunWaitsOnlyForTheRun(t *testing.T) {
+	newCouncil(t)
+	file := writeConfig(t, `
+kpis:
+  - {name: children_open_cases, help: Open cases., direction: lower_is_better, labels: [team]}
+sources:
+  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
+collectors:
+  - name: slow
+    source: cms
+    schedule: "@every 6h"
+    query: SELECT 'north' AS team, 1 AS open FROM pg_sleep(2)
+    metrics: [{kpi: children_open_cases, value_column: open, labels: {team: team}}]
+`)
+	in := startDaemon(t, file) // shutdown timeout 20s
+	ran := make(chan error, 1)
+	go func() { ran <- in.d.runNow(context.Background(), "slow") }()
+	time.Sleep(500 * time.Millisecond) // the run is inside its pg_sleep
+
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- in.d.reload(context.Background()) }()
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+	case <-time.After(12 * time.Second):
+		t.Fatal("reload still waiting 12s later: it waits for the shutdown timeout, not for the 2s run")
+	}
+	if err := <-ran; err != nil {
+		t.Errorf("the run in flight: %v", err)
+	}
+}
