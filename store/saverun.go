@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -51,10 +53,13 @@ func (s *Store) SaveRun(ctx context.Context, run kpi.Run, obs []kpi.Observation)
 		return kpi.RunResult{}, fmt.Errorf("store: collector %q: saving %d observations: %w", run.Collector, len(obs), err)
 	}
 	if len(learned) > 0 {
-		s.mu.Lock()
-		for id, stored := range learned {
-			s.known[id] = stored
+		ids := make([]int64, 0, len(learned))
+		stored := make([]int64, 0, len(learned))
+		for id, to := range learned {
+			ids, stored = append(ids, id), append(stored, to)
 		}
+		s.mu.Lock()
+		s.known.set(ids, stored)
 		s.mu.Unlock()
 	}
 	s.logger.Debug("saved run", "collector", run.Collector, "run", res.RunID,
@@ -113,25 +118,23 @@ type batch struct {
 	obs []kpi.Observation
 	// ids holds each observation's series ID as writers compute it.
 	ids []int64
-	// series holds the run's distinct series IDs in order of first sight,
-	// and latest the index of each one's observation of the latest period.
+	// order lists the observations by series ID, then period: the order
+	// they are written in, so that the primary key of observations is
+	// walked once from one end instead of at random.
+	order []int
+	// series holds the run's distinct series IDs in ascending order, and
+	// latest the index of each one's observation of the latest period.
 	series []int64
 	latest []int
-	// position maps a series ID to its place in series.
-	position map[int64]int
 }
 
 func newBatch(obs []kpi.Observation) (*batch, error) {
-	// Sized for a series per observation, the common shape of a run: a
-	// map that grows a million entries a step at a time costs more than
-	// the whole status evaluation.
-	b := &batch{
-		obs:      obs,
-		ids:      make([]int64, len(obs)),
-		series:   make([]int64, 0, len(obs)),
-		latest:   make([]int, 0, len(obs)),
-		position: make(map[int64]int, len(obs)),
+	type key struct {
+		id int64
+		i  int
 	}
+	keys := make([]key, len(obs))
+	b := &batch{obs: obs, ids: make([]int64, len(obs))}
 	for i := range obs {
 		o := &obs[i]
 		if o.KPI == nil {
@@ -146,22 +149,48 @@ func newBatch(obs []kpi.Observation) (*batch, error) {
 		}
 		id := kpi.SeriesID(o.KPI, o.Labels)
 		b.ids[i] = id
-		j, seen := b.position[id]
-		switch {
-		case !seen:
-			b.position[id] = len(b.series)
-			b.series = append(b.series, id)
-			b.latest = append(b.latest, i)
-		case o.Period.After(obs[b.latest[j]].Period):
-			b.latest[j] = i
+		keys[i] = key{id, i}
+	}
+	// Sorting a million keys costs less than a million probes into a hash
+	// table of that size.
+	slices.SortFunc(keys, func(x, y key) int {
+		if c := cmp.Compare(x.id, y.id); c != 0 {
+			return c
 		}
+		return cmp.Compare(x.i, y.i)
+	})
+	b.order = make([]int, len(keys))
+	for i, k := range keys {
+		b.order[i] = k.i
+	}
+	byPeriod := func(x, y int) int { return obs[x].Period.Compare(obs[y].Period) }
+	for g := 0; g < len(keys); {
+		h := g + 1
+		for h < len(keys) && keys[h].id == keys[g].id {
+			h++
+		}
+		group := b.order[g:h]
+		if len(group) > 1 {
+			slices.SortStableFunc(group, byPeriod)
+			for k := 1; k < len(group); k++ {
+				if byPeriod(group[k-1], group[k]) == 0 {
+					o := &obs[group[k]]
+					return nil, fmt.Errorf("the run holds two values of %s%s for the period %s",
+						o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), o.Period.Format(time.RFC3339))
+				}
+			}
+		}
+		b.series = append(b.series, keys[g].id)
+		b.latest = append(b.latest, group[len(group)-1])
+		g = h
 	}
 	return b, nil
 }
 
 // latestOf returns the observation of the latest period of series id.
 func (b *batch) latestOf(id int64) *kpi.Observation {
-	return &b.obs[b.latest[b.position[id]]]
+	j, _ := slices.BinarySearch(b.series, id)
+	return &b.obs[b.latest[j]]
 }
 
 // value is v as stored: a float64, or nil (NULL) for a missing value.
@@ -229,6 +258,11 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 			}
 			return id
 		}
+		if len(remap) > 0 {
+			if err := duplicate(b, storedID); err != nil {
+				return err
+			}
+		}
 		if err := writeObservations(ctx, tx, b, res.RunID, now, storedID, &res); err != nil {
 			return err
 		}
@@ -271,7 +305,8 @@ func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	}
 	enc := newCopyEncoder()
 	run := enc.int(nil, runID)
-	err := copyIn(ctx, tx, "observations", []string{"series_id", "period", "value", "run_id"}, len(b.obs), func(buf []byte, i int) []byte {
+	err := copyIn(ctx, tx, "observations", []string{"series_id", "period", "value", "run_id"}, len(b.obs), func(buf []byte, k int) []byte {
+		i := b.order[k]
 		o := &b.obs[i]
 		buf = append(enc.int(buf, storedID(b.ids[i])), '\t')
 		buf = append(enc.time(buf, o.Period), '\t')
@@ -303,7 +338,8 @@ func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 		) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("staging observations: %w", err)
 	}
-	err := copyIn(ctx, tx, "run_observations", []string{"series_id", "period", "value"}, len(b.obs), func(buf []byte, i int) []byte {
+	err := copyIn(ctx, tx, "run_observations", []string{"series_id", "period", "value"}, len(b.obs), func(buf []byte, k int) []byte {
+		i := b.order[k]
 		o := &b.obs[i]
 		buf = append(enc.int(buf, storedID(b.ids[i])), '\t')
 		buf = append(enc.time(buf, o.Period), '\t')
@@ -314,14 +350,6 @@ func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	}
 	if _, err := tx.ExecContext(ctx, `ANALYZE run_observations`); err != nil {
 		return fmt.Errorf("staging observations: %w", err)
-	}
-	var dups bool
-	if err := tx.QueryRowContext(ctx, `
-		SELECT EXISTS (SELECT FROM run_observations GROUP BY series_id, period HAVING count(*) > 1)`).Scan(&dups); err != nil {
-		return fmt.Errorf("staging observations: %w", err)
-	}
-	if dups {
-		return duplicateError(b, storedID)
 	}
 	// One join sorts the rows into new, changed and unchanged. All parts of
 	// the statement see the same snapshot, so the revisions keep the values
@@ -359,9 +387,10 @@ func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	return nil
 }
 
-// duplicateError names the first series and period that the batch holds
-// twice.
-func duplicateError(b *batch, storedID func(int64) int64) error {
+// duplicate names the first series and stored period that the batch holds
+// twice, or returns nil. newBatch finds those of one series; this finds
+// those of two series stored as one (see resolveSeries).
+func duplicate(b *batch, storedID func(int64) int64) error {
 	type key struct {
 		id     int64
 		period int64
@@ -376,5 +405,5 @@ func duplicateError(b *batch, storedID func(int64) int64) error {
 		}
 		seen[k] = struct{}{}
 	}
-	return errors.New("the run holds two values for one series and period")
+	return nil
 }

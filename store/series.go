@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -20,8 +19,8 @@ import (
 func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now time.Time) (remap, learned map[int64]int64, err error) {
 	var unknown []int64
 	s.mu.Lock()
-	for _, id := range b.series {
-		stored, ok := s.known[id]
+	s.known.join(b.series, func(i int, stored int64, ok bool) {
+		id := b.series[i]
 		switch {
 		case !ok:
 			unknown = append(unknown, id)
@@ -31,7 +30,7 @@ func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now 
 			}
 			remap[id] = stored
 		}
-	}
+	})
 	s.mu.Unlock()
 	if len(unknown) == 0 {
 		return remap, nil, nil
@@ -48,8 +47,6 @@ func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now 
 	if len(fresh) == 0 {
 		return remap, learned, nil
 	}
-	// In ID order the primary key grows at one end instead of everywhere.
-	slices.Sort(fresh)
 
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE run_series (id bigint, kpi text, labels jsonb) ON COMMIT DROP`); err != nil {
 		return nil, nil, fmt.Errorf("staging new series: %w", err)

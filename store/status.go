@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -73,24 +74,33 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	if err := s.followStatusEvents(ctx, tx); err != nil {
 		return nil, nil, fmt.Errorf("reading status events: %w", err)
 	}
-	if err := s.loadStatuses(ctx, tx, cands, storedID); err != nil {
+	// The candidates come in the order of the IDs writers compute; the
+	// stored IDs are in the same order unless some series are stored under
+	// another ID, and then two candidates may even share one.
+	ids := make([]int64, len(cands))
+	for i := range cands {
+		ids[i] = storedID(cands[i].id)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			cands, ids = byStoredID(b, cands, ids)
+			break
+		}
+	}
+	if err := s.loadStatuses(ctx, tx, ids); err != nil {
 		return nil, nil, fmt.Errorf("reading statuses: %w", err)
 	}
 	byID := make(map[int64]*candidate)
 	var changed []int64
-	for i := range cands {
-		c := &cands[i]
-		id := storedID(c.id)
-		if s.statuses[id] != c.status {
-			byID[id] = c
-			changed = append(changed, id)
+	s.statuses.join(ids, func(i int, st kpi.Status, _ bool) {
+		if st != cands[i].status {
+			byID[ids[i]] = &cands[i]
+			changed = append(changed, ids[i])
 		}
-	}
+	})
 	if len(changed) == 0 {
 		return nil, nil, nil
 	}
-	// In ID order the writes walk the series_status primary key once.
-	slices.Sort(changed)
 
 	if _, err := tx.ExecContext(ctx, `
 		CREATE TEMP TABLE run_status (
@@ -197,9 +207,14 @@ func (s *Store) applyStatusRecord(rec *statusRecord) {
 	if rec == nil || len(rec.set) == 0 {
 		return
 	}
+	var ids []int64
+	var vals []kpi.Status
 	for id, st := range rec.set {
-		s.statuses[id] = st
+		if !s.statuses.update(id, st) {
+			ids, vals = append(ids, id), append(vals, st)
+		}
 	}
+	s.statuses.set(ids, vals)
 	s.statusSeen = max(s.statusSeen, rec.last)
 }
 
@@ -213,10 +228,10 @@ func (s *Store) followStatusEvents(ctx context.Context, tx *sqlx.Conn) error {
 	switch {
 	case last == s.statusSeen:
 		return nil
-	case last < s.statusSeen || last-s.statusSeen > int64(len(s.statuses)):
+	case last < s.statusSeen || last-s.statusSeen > int64(s.statuses.len()):
 		// The events were cut back, or replaying them would cost more than
 		// reading the statuses again: forget what we know.
-		clear(s.statuses)
+		s.statuses.clear()
 		s.statusSeen = last
 		return nil
 	}
@@ -233,14 +248,12 @@ func (s *Store) followStatusEvents(ctx context.Context, tx *sqlx.Conn) error {
 		if err := rows.Scan(&id, &to); err != nil {
 			return err
 		}
-		if _, cached := s.statuses[id]; !cached {
-			continue
-		}
 		st, err := kpi.ParseStatus(to)
 		if err != nil {
 			return err
 		}
-		s.statuses[id] = st
+		// Series this process has not looked at yet are read when needed.
+		s.statuses.update(id, st)
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -249,20 +262,20 @@ func (s *Store) followStatusEvents(ctx context.Context, tx *sqlx.Conn) error {
 	return nil
 }
 
-// loadStatuses reads the stored statuses of the candidates' series that
-// s.statuses does not hold; a series without one is held as StatusNone. It
-// needs statusMu and statusLockKey held.
-func (s *Store) loadStatuses(ctx context.Context, tx *sqlx.Conn, cands []candidate, storedID func(int64) int64) error {
+// loadStatuses reads the stored statuses of the series (ids, ascending)
+// that s.statuses does not hold; a series without one is held as
+// StatusNone. It needs statusMu and statusLockKey held.
+func (s *Store) loadStatuses(ctx context.Context, tx *sqlx.Conn, ids []int64) error {
 	var missing []int64
-	for _, c := range cands {
-		id := storedID(c.id)
-		if _, ok := s.statuses[id]; !ok {
-			missing = append(missing, id)
+	s.statuses.join(ids, func(i int, _ kpi.Status, ok bool) {
+		if !ok {
+			missing = append(missing, ids[i])
 		}
-	}
+	})
 	if len(missing) == 0 {
 		return nil
 	}
+	found := make(map[int64]kpi.Status)
 	rows, err := tx.QueryContext(ctx, `SELECT series_id, status FROM series_status WHERE series_id = ANY($1::bigint[])`, pq.Array(missing))
 	if err != nil {
 		return err
@@ -278,15 +291,39 @@ func (s *Store) loadStatuses(ctx context.Context, tx *sqlx.Conn, cands []candida
 		if err != nil {
 			return err
 		}
-		s.statuses[id] = st
+		found[id] = st
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, id := range missing {
-		if _, ok := s.statuses[id]; !ok {
-			s.statuses[id] = kpi.StatusNone
-		}
+	vals := make([]kpi.Status, len(missing))
+	for i, id := range missing {
+		vals[i] = found[id] // StatusNone if not found
 	}
+	s.statuses.set(missing, vals)
 	return nil
+}
+
+// byStoredID sorts cands and their stored ids by stored ID and keeps, of
+// candidates sharing a stored ID, the one of the latest period.
+func byStoredID(b *batch, cands []candidate, ids []int64) ([]candidate, []int64) {
+	idx := make([]int, len(cands))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(x, y int) int {
+		if c := cmp.Compare(ids[x], ids[y]); c != 0 {
+			return c
+		}
+		return b.obs[cands[x].obs].Period.Compare(b.obs[cands[y].obs].Period)
+	})
+	outC := make([]candidate, 0, len(cands))
+	outIDs := make([]int64, 0, len(ids))
+	for k, i := range idx {
+		if k+1 < len(idx) && ids[idx[k+1]] == ids[i] {
+			continue // a later period of the same stored series follows
+		}
+		outC, outIDs = append(outC, cands[i]), append(outIDs, ids[i])
+	}
+	return outC, outIDs
 }

@@ -6,7 +6,11 @@
 // The tables are meant to be read directly by Grafana's PostgreSQL data
 // source: timestamps are timestamptz, numbers are double precision (NULL is
 // a missing value, never 0), label sets are jsonb objects ({"team": "north"}),
-// and statuses are the words green, amber, red and unknown.
+// and statuses are the words green, amber, red and unknown. They are kpis,
+// series, runs, observations, revisions, series_status and status_events,
+// with two views for panels: kpi_observations (every stored value with its
+// KPI, labels and collection time) and kpi_latest (every series' latest
+// value with its stored status). migrations/ holds their definitions.
 package store
 
 import (
@@ -69,14 +73,14 @@ type Store struct {
 	// them under. The two differ only for a series first stored while its
 	// KPI listed its labels in another order. Series are never deleted, so
 	// an entry never goes stale; it spares each run a lookup per series.
-	known map[int64]int64
+	known idMap[int64]
 
 	// statusMu guards statuses and statusSeen, and is held through the part
 	// of SaveRun that records status changes (see updateStatus).
 	statusMu sync.Mutex
 	// statuses holds the stored status of the series (by stored ID) this
 	// process has looked at; StatusNone stands for no stored status.
-	statuses map[int64]kpi.Status
+	statuses idMap[kpi.Status]
 	// statusSeen is the ID of the last status event statuses reflects.
 	statusSeen int64
 }
@@ -121,14 +125,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	lockDB.SetMaxIdleConns(0)
 	return &Store{
-		db:       db,
-		lockDB:   lockDB,
-		dsn:      dsn,
-		logger:   o.Logger,
-		now:      o.Now,
-		locks:    make(map[*sync.Once]func()),
-		known:    make(map[int64]int64),
-		statuses: make(map[int64]kpi.Status),
+		db:     db,
+		lockDB: lockDB,
+		dsn:    dsn,
+		logger: o.Logger,
+		now:    o.Now,
+		locks:  make(map[*sync.Once]func()),
 	}, nil
 }
 

@@ -713,6 +713,28 @@ func TestSeriesSurvivesLabelReorder(t *testing.T) {
 	if len(states) != 1 || states[0].Value != kpi.Known(17) || states[0].Labels[0] != "north" {
 		t.Errorf("latest %+v, want north's 17", states)
 	}
+
+	t.Run("both orders in one run are one series", func(t *testing.T) {
+		res := save(t, s, run("caseload", t0.Add(2*time.Hour)),
+			obs(k, day(3), kpi.Known(23), "children", "north"),
+			obs(reordered, day(4), kpi.Known(19), "north", "children"),
+		)
+		if res.Inserted != 2 || len(res.StatusChanges) != 1 || res.StatusChanges[0].To != kpi.StatusAmber {
+			t.Errorf("inserted %d with status changes %+v; want 2 and one to amber (day 4)", res.Inserted, res.StatusChanges)
+		}
+		if n := count(t, s, "series"); n != 1 {
+			t.Errorf("%d series, want 1", n)
+		}
+	})
+	t.Run("both orders for one period in one run are rejected", func(t *testing.T) {
+		_, err := s.SaveRun(context.Background(), run("caseload", t0.Add(3*time.Hour)), []kpi.Observation{
+			obs(k, day(5), kpi.Known(1), "children", "north"),
+			obs(reordered, day(5), kpi.Known(2), "north", "children"),
+		})
+		if err == nil {
+			t.Error("SaveRun accepted two values for one period")
+		}
+	})
 }
 
 func TestLatest(t *testing.T) {
