@@ -63,7 +63,9 @@ type Scheduler struct {
 	cron     *cron.Cron
 	started  bool
 	stopping bool
-	inFlight sync.WaitGroup
+	// stopOnCancel unregisters Start's watch on its context.
+	stopOnCancel func() bool
+	inFlight     sync.WaitGroup
 }
 
 type jobState struct {
@@ -121,6 +123,9 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	case s.started:
 		return errors.New("scheduler: already started")
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("scheduler: not started: %w", ctx.Err())
+	}
 	s.started = true
 	base := context.WithoutCancel(ctx)
 	s.cron = cron.New(cron.WithLocation(s.loc), cron.WithLogger(cronLogger{s.logger}))
@@ -135,7 +140,9 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			go s.scheduled(base, j, "start")
 		}
 	}
-	context.AfterFunc(ctx, func() { s.cron.Stop() })
+	// Stop releases this, so that a scheduler replaced by a reload is not
+	// kept alive by the daemon's long-lived context.
+	s.stopOnCancel = context.AfterFunc(ctx, func() { s.cron.Stop() })
 	return nil
 }
 
@@ -273,6 +280,9 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	s.stopping = true
 	if s.cron != nil {
 		s.cron.Stop()
+	}
+	if s.stopOnCancel != nil {
+		s.stopOnCancel()
 	}
 	s.mu.Unlock()
 

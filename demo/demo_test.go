@@ -476,6 +476,9 @@ func collect(t *testing.T, db *sqlx.DB, c demoConfig, today time.Time) demo.Figu
 	ctx := context.Background()
 	got := demo.Figures{}
 	for _, col := range c.Collectors {
+		if col.Query == "" {
+			continue // a file source's collector (the national statistics), not the demo council's warehouse
+		}
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			t.Fatal(err)
@@ -595,7 +598,18 @@ func TestCollectorQueriesGiveTheExpectedFigures(t *testing.T) {
 	}
 	t.Run("every KPI of the catalogue is collected", func(t *testing.T) {
 		got := collect(t, db, c, mustToday(t, db))
+		fromFiles := map[string]bool{} // the national statistics: not the warehouse's
+		for _, col := range c.Collectors {
+			for _, m := range col.Metrics {
+				if col.Query == "" {
+					fromFiles[m.KPI] = true
+				}
+			}
+		}
 		for _, k := range c.KPIs {
+			if fromFiles[k.Name] {
+				continue
+			}
 			n := 0
 			for key := range got {
 				if key.KPI == k.Name {

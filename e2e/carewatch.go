@@ -122,6 +122,13 @@ func DemoConfig(tb testing.TB, o DemoConfigOptions) string {
 	src := filepath.Join(RepoRoot(tb), "examples", "demo", "carewatch.yml")
 	doc := readYAML(tb, src)
 	root := doc.Content[0]
+	// The copy lives elsewhere: a file source's folder, relative to the
+	// configuration file, must become absolute.
+	for _, s := range mapValue(tb, root, "sources").Content {
+		if d := lookup(s, "directory"); d != nil && !filepath.IsAbs(d.Value) {
+			setMapValue(s, "directory", filepath.Join(filepath.Dir(src), d.Value))
+		}
+	}
 	if o.NoRetries {
 		setMapValue(mapValue(tb, root, "global"), "default_retries", "0")
 	}

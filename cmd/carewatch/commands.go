@@ -117,6 +117,14 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 	if err := st.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
 		return err
 	}
+	release, ok, err := st.TryRunLock(ctx, cc.Name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("collector %q is running in a carewatch daemon now; nothing stored, try again when it has finished", cc.Name)
+	}
+	defer release()
 	source, query := src.Describe()
 	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, StartedAt: started, FinishedAt: time.Now()}, obs)
 	if err != nil {

@@ -41,6 +41,9 @@ type daemonOptions struct {
 // daemon is a running carewatch: one store, one exporter, and the
 // collectors of the configuration currently in force.
 type daemon struct {
+	// ctx is the daemon's lifetime: schedulers live on it, whatever context
+	// a reload was asked for with.
+	ctx      context.Context
 	opts     daemonOptions
 	logger   *slog.Logger
 	store    *store.Store
@@ -84,6 +87,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		return err
 	}
 	d := &daemon{
+		ctx:      ctx,
 		opts:     o,
 		logger:   logger,
 		store:    st,
@@ -103,7 +107,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	if err := d.refresh(ctx, cfg.Catalogue); err != nil {
 		return fmt.Errorf("building the first snapshot from the store: %w", err)
 	}
-	gen, err := d.newGeneration(ctx, cfg)
+	gen, err := d.newGeneration(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -132,6 +136,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 
 	if err := gen.scheduler.Start(ctx); err != nil {
 		server.Close()
+		gen.stop(ctx)
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
 	logger.Info("carewatch started", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
@@ -174,11 +179,7 @@ loop:
 
 // shutdown runs the ordered, bounded shutdown steps.
 func (d *daemon) shutdown(server *http.Server) {
-	timeout := d.opts.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), d.shutdownTimeout())
 	defer cancel()
 	steps := []struct {
 		name string
@@ -202,9 +203,19 @@ func (d *daemon) shutdown(server *http.Server) {
 	}
 }
 
+// shutdownTimeout bounds how long runs in flight may take to finish when a
+// shutdown or a reload stops them.
+func (d *daemon) shutdownTimeout() time.Duration {
+	if d.opts.ShutdownTimeout <= 0 {
+		return 30 * time.Second
+	}
+	return d.opts.ShutdownTimeout
+}
+
 // newGeneration opens the configuration's sources and builds its scheduler;
-// it does not start it.
-func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config) (*generation, error) {
+// it does not start it. Collectors run on start only at the daemon's first
+// start: a reload that changes a threshold must not query every source again.
+func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config, first bool) (*generation, error) {
 	if err := d.store.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
 		return nil, fmt.Errorf("recording the KPI catalogue: %w", err)
 	}
@@ -218,7 +229,9 @@ func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config) (*genera
 			return nil, err
 		}
 		gen.sources[cc.Name] = r
-		jobs = append(jobs, r.job())
+		job := r.job()
+		job.RunOnStart = job.RunOnStart && first
+		jobs = append(jobs, job)
 	}
 	gen.scheduler = collector.NewScheduler(cfg.Location, d.logger, jobs)
 	return gen, nil
@@ -254,7 +267,7 @@ func (d *daemon) reload(ctx context.Context) error {
 	cfg, err := loadConfig(d.opts.ConfigFile)
 	var gen *generation
 	if err == nil {
-		gen, err = d.newGeneration(ctx, cfg)
+		gen, err = d.newGeneration(ctx, cfg, false)
 	}
 	if err != nil {
 		d.reloadM.Failed()
@@ -266,18 +279,23 @@ func (d *daemon) reload(ctx context.Context) error {
 	}
 	// A reload asked for over HTTP must not cut short the old runs' wind-down
 	// when the client goes away.
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.opts.ShutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.shutdownTimeout())
 	if serr := old.stop(stopCtx); serr != nil {
 		d.logger.Warn("stopping the previous configuration's runs", "err", serr)
 	}
 	cancel()
+	if d.ctx.Err() != nil {
+		// Shutting down: the new configuration must not start collecting.
+		gen.stop(context.Background())
+		return fmt.Errorf("reloading %s: carewatch is shutting down", d.opts.ConfigFile)
+	}
 	d.mu.Lock()
 	d.active = gen
 	d.mu.Unlock()
 	if rerr := d.refresh(ctx, cfg.Catalogue); rerr != nil {
 		d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
 	}
-	if err := gen.scheduler.Start(ctx); err != nil {
+	if err := gen.scheduler.Start(d.ctx); err != nil {
 		// Cannot happen with a validated config (unique names); say so loudly if it does.
 		d.reloadM.Failed()
 		return fmt.Errorf("starting the reloaded scheduler: %w", err)
@@ -306,10 +324,13 @@ func (d *daemon) refreshActive(ctx context.Context) {
 func (d *daemon) refresh(ctx context.Context, cat kpi.Catalogue) error {
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
-	series, err := d.store.Latest(ctx, cat)
+	// Health before values: a run recorded as a success committed its
+	// observations in the same transaction, so the values read next include
+	// them, and a snapshot never shows a collector's success without its data.
+	health, err := d.store.Health(ctx)
 	if err == nil {
-		var health []kpi.CollectorHealth
-		if health, err = d.store.Health(ctx); err == nil {
+		var series []kpi.SeriesState
+		if series, err = d.store.Latest(ctx, cat); err == nil {
 			d.setStoreUp(true)
 			snap := exporter.NewSnapshot(cat, series, health)
 			for _, p := range snap.Problems() {

@@ -26,6 +26,23 @@ const (
 	sourceDSNEnv = "CAREWATCH_DEMO_SOURCE_URL"
 )
 
+// rootDemoDataDir is where the demo keeps its PostgreSQL when it runs as
+// root in a folder other users cannot enter.
+const rootDemoDataDir = "/var/lib/carewatch/demo/pg"
+
+// enterableByOthers reports whether every existing folder from / down to
+// dir can be entered by a user who is neither its owner nor in its group.
+func enterableByOthers(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
+
 type demoOptions struct {
 	Dir      string
 	Seed     uint64
@@ -54,6 +71,13 @@ func runDemo(ctx context.Context, o demoOptions, d daemonOptions) error {
 		dir, err := filepath.Abs(filepath.Join(o.Dir, "pg"))
 		if err != nil {
 			return err
+		}
+		if os.Geteuid() == 0 && !enterableByOthers(filepath.Dir(dir)) {
+			// As root the server runs as an unprivileged user, who cannot
+			// reach a checkout under /root (mode 0700): keep its data where
+			// that user can.
+			logger.Info("the demo folder is not reachable by the unprivileged PostgreSQL user; using a system folder", "wanted", dir, "using", rootDemoDataDir)
+			dir = rootDemoDataDir
 		}
 		logger.Info("starting a local PostgreSQL for the demo", "data_dir", dir)
 		srv, err := pglocal.Start(ctx, pglocal.Options{DataDir: dir, Install: true, Logger: logger})

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -276,6 +277,9 @@ func TestDemoCouncilMetricsEqualAnIndependentComputationOverTheSource(t *testing
 	got := kpiSamples(fams, kpis)
 	periods := map[demo.Key]bool{}
 	for _, m := range fams["carewatch_kpi_period_timestamp_seconds"].GetMetric() {
+		if !slices.Contains(kpis, labelsOf(m)["kpi"]) {
+			continue // the national statistics describe 30 September
+		}
 		k := keyOf(labelsOf(m)["kpi"], m)
 		periods[k] = true
 		if v := sampleValue(m); v != float64(demoStart.Unix()) && v != float64(time.Date(2026, 3, 31, 0, 0, 0, 0, mustLondon(t)).Unix()) {
@@ -338,15 +342,30 @@ func promtoolCheckMetrics(t *testing.T, body []byte) {
 	}
 }
 
-// withoutRunOnStart writes a copy of the demo configuration whose collectors
-// do not run at start and are not due for hours.
-func withoutRunOnStart(t *testing.T) string {
+// demoConfigText is the demo configuration's text, with its file source's
+// folder made absolute so that a copy elsewhere still finds it.
+func demoConfigText(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(demoConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.ReplaceAll(string(b), "run_on_start: true", "run_on_start: false")
+	abs, err := filepath.Abs(filepath.Join(filepath.Dir(demoConfig), "../dfe/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "directory: ../dfe/data", "directory: "+abs, 1)
+	if s == string(b) {
+		t.Fatal("the demo configuration no longer reads ../dfe/data: update demoConfigText")
+	}
+	return s
+}
+
+// withoutRunOnStart writes a copy of the demo configuration whose collectors
+// do not run at start and are not due for hours.
+func withoutRunOnStart(t *testing.T) string {
+	t.Helper()
+	s := strings.ReplaceAll(demoConfigText(t), "run_on_start: true", "run_on_start: false")
 	s = strings.ReplaceAll(s, `schedule: "@every 1m"`, `schedule: "@every 6h"`)
 	f := filepath.Join(t.TempDir(), "carewatch.yml")
 	if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
@@ -585,10 +604,7 @@ func TestABrokenSourceFailsOnlyItsOwnCollectorAndKeepsTheLastGoodValues(t *testi
 // configuration it had, and says so in a metric.
 func TestABadConfigOnReloadKeepsTheRunningOne(t *testing.T) {
 	newCouncil(t)
-	b, err := os.ReadFile(demoConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := []byte(demoConfigText(t))
 	file := writeConfig(t, string(b))
 	in := startDaemon(t, file)
 	in.waitFor(t, "every demo collector to succeed", 60*time.Second, allCollectorsSucceeded)
@@ -732,4 +748,67 @@ collectors:
 	if err := <-ran; err != nil {
 		t.Errorf("the run in flight: %v", err)
 	}
+}
+
+func TestEnterableByOthersFindsAClosedAncestor(t *testing.T) {
+	// Not t.TempDir: its parent is 0700, which would decide every case.
+	base, err := os.MkdirTemp("", "carewatch-enterable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !enterableByOthers(base) {
+		t.Skipf("%s's parents are not open to others on this machine", base)
+	}
+	closed := filepath.Join(base, "closed")
+	inner := filepath.Join(closed, "repo", ".carewatch")
+	if err := os.MkdirAll(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !enterableByOthers(filepath.Join(inner, "pg")) {
+		t.Errorf("%s is open all the way down but was judged not enterable", inner)
+	}
+	if err := os.Chmod(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if enterableByOthers(filepath.Join(inner, "pg")) {
+		t.Errorf("%s is behind a 0700 folder but was judged enterable", inner)
+	}
+}
+
+// A reload asked for over HTTP keeps the schedules running after the
+// request has been answered.
+func TestSchedulesKeepRunningAfterAReloadOverHTTP(t *testing.T) {
+	newCouncil(t)
+	file := writeConfig(t, `
+kpis:
+  - {name: children_open_cases, help: Open cases., direction: lower_is_better, labels: [team]}
+sources:
+  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
+collectors:
+  - name: ticking
+    source: cms
+    schedule: "@every 1s"
+    query: SELECT 'north' AS team, 1 AS open
+    metrics: [{kpi: children_open_cases, value_column: open, labels: {team: team}}]
+`)
+	in := startDaemon(t, file)
+	runs := func(f map[string]*dto.MetricFamily) float64 {
+		return collectorValue(f, "carewatch_collector_runs_total", "ticking")
+	}
+	in.waitFor(t, "a scheduled run", 20*time.Second, func(f map[string]*dto.MetricFamily) bool { return runs(f) >= 1 })
+	resp, err := http.Post(in.url+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %d", resp.StatusCode)
+	}
+	after, _ := in.scrape(t)
+	base := runs(after)
+	in.waitFor(t, "scheduled runs after the reload", 20*time.Second, func(f map[string]*dto.MetricFamily) bool { return runs(f) >= base+2 })
 }

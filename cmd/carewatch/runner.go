@@ -138,7 +138,11 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 		return fmt.Errorf("storing %d observations: %w", len(obs), err)
 	}
 	for _, c := range res.StatusChanges {
-		r.logger.Info("status changed", "kpi", c.KPI.Name, "labels", kpi.LabelString(c.KPI, c.Labels), "from", c.From.String(), "to", c.To.String(), "value", c.Value.String())
+		level := slog.LevelInfo
+		if c.From == kpi.StatusNone {
+			level = slog.LevelDebug // a series' first status is no news
+		}
+		r.logger.Log(ctx, level, "status changed", "kpi", c.KPI.Name, "labels", kpi.LabelString(c.KPI, c.Labels), "from", c.From.String(), "to", c.To.String(), "value", c.Value.String())
 	}
 	r.logger.Info("run stored", "run", res.RunID, "observations", res.Observations, "inserted", res.Inserted, "revised", res.Revised, "unchanged", res.Unchanged)
 	r.d.refreshActive(ctx)
@@ -151,6 +155,12 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 func (r *runner) done(err error) {
 	defer func() { r.started = time.Time{} }()
 	if err == nil || errors.Is(err, collector.ErrSkipped) {
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		// Cancelled by a shutdown or a reload, not failed: recording it
+		// would fire the collector-failing alert on every restart.
+		r.logger.Info("run cancelled before it finished; nothing recorded")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
