@@ -9,8 +9,11 @@ import (
 	"bufio"
 	"context"
 	"debug/elf"
+	"flag"
 	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -54,6 +57,7 @@ const (
 	prometheusService  = "prometheus"
 	alertmanagerSvc    = "alertmanager"
 	grafanaService     = "grafana"
+	teamsRelayService  = "teams-relay"
 	grafanaReaderEnv   = "GRAFANA_DB_USER"
 	grafanaPasswordEnv = "GRAFANA_DB_PASSWORD"
 )
@@ -110,7 +114,7 @@ func env(s types.ServiceConfig, key string) string {
 
 func TestComposeLoadsWithTheStack(t *testing.T) {
 	p := mustLoad(t)
-	want := []string{alertmanagerSvc, carewatchService, demoSourceService, grafanaService, prometheusService, storeService}
+	want := []string{alertmanagerSvc, carewatchService, demoSourceService, grafanaService, prometheusService, storeService, teamsRelayService}
 	got := p.ServiceNames()
 	sort.Strings(got)
 	if !slices.Equal(got, want) {
@@ -193,7 +197,15 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+):\?`).FindAllStringSubmatch(string(raw), -1) {
 		required[m[1]] = true
 	}
+	// Optional variables have a default in docker-compose.yml; .env.example
+	// shows them commented out, so that a copy of it leaves them unset.
+	optional := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+):-`).FindAllStringSubmatch(string(raw), -1) {
+		optional[m[1]] = true
+	}
+	commentedOut := regexp.MustCompile(`^#\s*([A-Z][A-Z0-9_]*)=`)
 	documented := map[string]string{}
+	documentedOff := map[string]bool{}
 	f, err := os.Open(filepath.Join(root, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +214,10 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		if m := commentedOut.FindStringSubmatch(line); m != nil {
+			documentedOff[m[1]] = true
+			continue
+		}
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -224,9 +240,22 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 			t.Errorf("docker-compose.yml requires %s, which .env.example does not document", k)
 		}
 	}
+	for k := range optional {
+		if required[k] {
+			t.Errorf("docker-compose.yml both requires %s and gives it a default", k)
+		}
+		if !documentedOff[k] {
+			t.Errorf("docker-compose.yml reads the optional %s, which .env.example does not show as a commented-out # %s=...", k, k)
+		}
+	}
+	for k := range documentedOff {
+		if !optional[k] {
+			t.Errorf(".env.example shows # %s=..., which is not an optional variable of docker-compose.yml", k)
+		}
+	}
 	for k, v := range documented {
 		if !required[k] {
-			t.Errorf(".env.example documents %s, which docker-compose.yml does not use", k)
+			t.Errorf(".env.example documents %s, which docker-compose.yml does not require (an optional one is shown commented out)", k)
 		}
 		if secretKey.MatchString(k) && v != "" {
 			t.Errorf(".env.example gives %s a value: leave passwords empty so that each stack gets its own", k)
@@ -283,15 +312,73 @@ func TestComposeMountsFilesOfTheRepository(t *testing.T) {
 			}
 		})
 	}
-	t.Run("carewatch is built from the repository's Dockerfile", func(t *testing.T) {
-		s := service(t, p, carewatchService)
-		if s.Build == nil {
-			t.Fatal("carewatch has no build section")
+	for _, s := range p.Services {
+		for _, sec := range s.Secrets {
+			t.Run(s.Name+" reads secret "+sec.Source+" from a file that exists", func(t *testing.T) {
+				decl, ok := p.Secrets[sec.Source]
+				if !ok {
+					t.Fatalf("%s uses secret %q, which is not declared", s.Name, sec.Source)
+				}
+				if decl.File == "" {
+					t.Fatalf("secret %s is not read from a file", sec.Source)
+				}
+				// Without .env the file is the repository's placeholder.
+				if _, err := os.Stat(filepath.Join(root, repoPath(t, decl.File))); err != nil {
+					t.Errorf("secret %s: %v", sec.Source, err)
+				}
+			})
 		}
-		if _, err := os.Stat(filepath.Join(root, repoPath(t, s.Build.Context), s.Build.Dockerfile)); err != nil {
-			t.Errorf("carewatch's Dockerfile: %v", err)
+	}
+	stages := readDockerfile(t)
+	for _, name := range []string{carewatchService, teamsRelayService} {
+		t.Run(name+" is built from the repository's Dockerfile", func(t *testing.T) {
+			s := service(t, p, name)
+			if s.Build == nil {
+				t.Fatalf("%s has no build section", name)
+			}
+			if _, err := os.Stat(filepath.Join(root, repoPath(t, s.Build.Context), s.Build.Dockerfile)); err != nil {
+				t.Errorf("%s's Dockerfile: %v", name, err)
+			}
+			if s.Build.Target != "" && !slices.ContainsFunc(stages, func(st stage) bool { return st.name == s.Build.Target }) {
+				t.Errorf("%s builds target %q, which the Dockerfile has no stage for", name, s.Build.Target)
+			}
+		})
+	}
+	t.Run("each service built from the Dockerfile has an image of its own", func(t *testing.T) {
+		images := map[string]string{}
+		for _, s := range p.Services {
+			if s.Build == nil {
+				continue
+			}
+			if other, ok := images[s.Image]; ok {
+				t.Errorf("%s and %s both build image %q", other, s.Name, s.Image)
+			}
+			images[s.Image] = s.Name
 		}
 	})
+}
+
+// TestComposeTeamsPlaceholderHoldsNoWebhook checks what the relay reads
+// when no URL file is given: a URL the relay accepts, so that it starts,
+// on a host that can never resolve (RFC 2606's .invalid), so that the
+// repository ships no channel's webhook.
+func TestComposeTeamsPlaceholderHoldsNoWebhook(t *testing.T) {
+	p := mustLoad(t)
+	for _, sec := range service(t, p, teamsRelayService).Secrets {
+		t.Run(sec.Source+" is a URL on an .invalid host", func(t *testing.T) {
+			data, err := os.ReadFile(p.Secrets[sec.Source].File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(strings.TrimSpace(string(data)))
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+				t.Fatalf("%q is not an http(s) URL: the relay would refuse to start", data)
+			}
+			if !strings.HasSuffix(u.Hostname(), ".invalid") {
+				t.Errorf("the placeholder names host %s: it must be a host under .invalid, never a real webhook", u.Hostname())
+			}
+		})
+	}
 }
 
 // hostFile maps a path inside a service's container back to the repository
@@ -325,6 +412,52 @@ func flagValue(cmd []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// flagValues returns every value of a repeatable --name=value in a command.
+func flagValues(cmd []string, name string) []string {
+	var out []string
+	for i, a := range cmd {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			out = append(out, v)
+		}
+		if a == "--"+name && i+1 < len(cmd) {
+			out = append(out, cmd[i+1])
+		}
+	}
+	return out
+}
+
+// relayChannels maps each channel of the relay's command ("" for the
+// default one, POST /alerts) to the file holding its webhook URL, parsed
+// as carewatch-teams parses --teams.webhook-url-file=[NAME=]FILE.
+func relayChannels(t *testing.T, s types.ServiceConfig) map[string]string {
+	t.Helper()
+	name := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+	channels := map[string]string{}
+	for _, v := range flagValues(s.Command, "teams.webhook-url-file") {
+		channel, file := "", v
+		if before, after, ok := strings.Cut(v, "="); ok && name.MatchString(before) {
+			channel, file = before, after
+		}
+		if _, dup := channels[channel]; dup {
+			t.Errorf("%s: more than one --teams.webhook-url-file for channel %q", s.Name, channel)
+		}
+		channels[channel] = file
+	}
+	return channels
+}
+
+// secretPath is where Compose puts a service's secret in its container.
+func secretPath(s types.ServiceSecretConfig) string {
+	switch {
+	case s.Target == "":
+		return "/run/secrets/" + s.Source
+	case path.IsAbs(s.Target):
+		return s.Target
+	default:
+		return "/run/secrets/" + s.Target
+	}
 }
 
 // exposes reports whether service s listens on port inside the network.
@@ -370,7 +503,7 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 	p := mustLoad(t)
 
 	t.Run("each service exposes the port it listens on, and its health check asks that port", func(t *testing.T) {
-		for _, name := range []string{carewatchService, prometheusService, alertmanagerSvc} {
+		for _, name := range []string{carewatchService, prometheusService, alertmanagerSvc, teamsRelayService} {
 			s := service(t, p, name)
 			port := listenPort(t, s)
 			if !exposes(s, port) {
@@ -506,8 +639,81 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 
 	t.Run("alertmanager's configuration is mounted where its command reads it", func(t *testing.T) {
 		am := service(t, p, alertmanagerSvc)
-		if _, ok := hostFile(t, am, flagValue(am.Command, "config.file")); !ok {
-			t.Errorf("alertmanager's --config.file is not mounted from the repository")
+		cfgPath := flagValue(am.Command, "config.file")
+		file, ok := hostFile(t, am, cfgPath)
+		if !ok {
+			t.Fatalf("alertmanager's --config.file is not mounted from the repository")
+		}
+		var cfg alertmanagerConfig
+		readYAML(t, filepath.Join(root, file), &cfg)
+		if len(cfg.Templates) == 0 {
+			t.Error("alertmanager's configuration loads no templates")
+		}
+		for _, pattern := range cfg.Templates {
+			inContainer := pattern
+			if !path.IsAbs(pattern) {
+				inContainer = path.Join(path.Dir(cfgPath), pattern)
+			}
+			hostPattern, ok := hostFile(t, am, inContainer)
+			if !ok {
+				t.Errorf("templates %s are not mounted into alertmanager", inContainer)
+				continue
+			}
+			if m, err := filepath.Glob(filepath.Join(root, hostPattern)); err != nil || len(m) == 0 {
+				t.Errorf("templates %s (%s in the repository) match nothing", pattern, hostPattern)
+			}
+		}
+	})
+
+	t.Run("alertmanager's Teams webhooks post to channels the relay serves", func(t *testing.T) {
+		am, relay := service(t, p, alertmanagerSvc), service(t, p, teamsRelayService)
+		var cfg alertmanagerConfig
+		readYAML(t, filepath.Join(root, mustHostFile(t, am, flagValue(am.Command, "config.file"))), &cfg)
+		channels := relayChannels(t, relay)
+		want := teamsRelayService + ":" + listenPort(t, relay)
+		var n int
+		for _, r := range cfg.Receivers {
+			for _, w := range r.WebhookConfigs {
+				n++
+				u, err := url.Parse(w.URL)
+				if err != nil {
+					t.Errorf("receiver %s: webhook %q: %v", r.Name, w.URL, err)
+					continue
+				}
+				reachable(t, p, "alertmanager receiver "+r.Name, u.Host)
+				if u.Host != want {
+					t.Errorf("receiver %s posts to %s, not the relay on %s", r.Name, u.Host, want)
+				}
+				channel, ok := strings.CutPrefix(u.Path, "/alerts")
+				channel = strings.TrimPrefix(channel, "/")
+				if !ok || strings.Contains(channel, "/") {
+					t.Errorf("receiver %s posts to %s, which is not /alerts or /alerts/CHANNEL", r.Name, u.Path)
+					continue
+				}
+				if _, ok := channels[channel]; !ok {
+					t.Errorf("receiver %s posts to channel %q, which the relay does not serve (it serves %v)", r.Name, channel, slices.Sorted(maps.Keys(channels)))
+				}
+			}
+		}
+		if n == 0 {
+			t.Error("alertmanager's configuration has no webhook to the relay")
+		}
+	})
+
+	t.Run("each of the relay's URL files is a secret mounted into it", func(t *testing.T) {
+		relay := service(t, p, teamsRelayService)
+		mounted := map[string]string{}
+		for _, sec := range relay.Secrets {
+			mounted[secretPath(sec)] = sec.Source
+		}
+		channels := relayChannels(t, relay)
+		if len(channels) == 0 {
+			t.Fatal("the relay's command gives no --teams.webhook-url-file")
+		}
+		for channel, file := range channels {
+			if _, ok := mounted[file]; !ok {
+				t.Errorf("channel %q reads %s, which no secret of the relay mounts (mounted: %v)", channel, file, mounted)
+			}
 		}
 	})
 
@@ -661,6 +867,111 @@ func TestComposePrometheusIsTheCouncilsWithServiceAddresses(t *testing.T) {
 	}
 }
 
+// update rewrites the generated files instead of comparing them.
+var update = flag.Bool("update", false, "rewrite deploy/compose/alertmanager/alertmanager.yml from deploy/alertmanager/alertmanager.yml")
+
+const (
+	councilAlertmanager = "deploy/alertmanager/alertmanager.yml"
+	composeAlertmanager = "deploy/compose/alertmanager/alertmanager.yml"
+	// relayInCouncil is where the council's Alertmanager finds the relay:
+	// beside it, on the relay's loopback default.
+	relayInCouncil = "http://127.0.0.1:9840/"
+)
+
+// composeAlertmanagerFrom makes the Compose stack's Alertmanager
+// configuration from the council's: the same file, its Teams webhooks
+// posting to relay (the teams-relay service) instead of 127.0.0.1.
+func composeAlertmanagerFrom(council []byte, relay string) []byte {
+	header := "# Generated from " + councilAlertmanager + " by\n" +
+		"#   go test ./deploy/compose -run TestComposeAlertmanager -update\n" +
+		"# Do not edit: edit that file and run the command again. The one\n" +
+		"# difference: the Teams webhooks post to the teams-relay service of\n" +
+		"# docker-compose.yml, not to " + relayInCouncil + ".\n#\n"
+	return []byte(header + strings.ReplaceAll(string(council), relayInCouncil, relay))
+}
+
+// TestComposeAlertmanagerIsTheCouncilsWithTheRelaysAddress keeps the
+// Compose stack's Alertmanager configuration the council's routing
+// (deploy/alertmanager/alertmanager.yml) in everything but the address of
+// the Teams relay, which is a Compose service here and 127.0.0.1 there.
+func TestComposeAlertmanagerIsTheCouncilsWithTheRelaysAddress(t *testing.T) {
+	p := mustLoad(t)
+	relay := "http://" + teamsRelayService + ":" + listenPort(t, service(t, p, teamsRelayService)) + "/"
+	council, err := os.ReadFile(filepath.Join(root, councilAlertmanager))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(council), relayInCouncil) {
+		t.Fatalf("%s no longer posts to the relay at %s: change relayInCouncil to where it does", councilAlertmanager, relayInCouncil)
+	}
+	want := composeAlertmanagerFrom(council, relay)
+	if *update {
+		if err := os.WriteFile(filepath.Join(root, composeAlertmanager), want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("the file is the one generated from the council's", func(t *testing.T) {
+		got, err := os.ReadFile(filepath.Join(root, composeAlertmanager))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s is not what %s generates: run go test ./deploy/compose -run TestComposeAlertmanager -update", composeAlertmanager, councilAlertmanager)
+		}
+	})
+
+	t.Run("it differs from the council's in the webhook URLs only, each posting to the relay service", func(t *testing.T) {
+		var c, k map[string]any
+		readYAML(t, filepath.Join(root, councilAlertmanager), &c)
+		readYAML(t, filepath.Join(root, composeAlertmanager), &k)
+		cu, ku := takeWebhookURLs(c), takeWebhookURLs(k)
+		if !reflect.DeepEqual(c, k) {
+			a, _ := yaml.Marshal(c)
+			b, _ := yaml.Marshal(k)
+			t.Errorf("the Compose Alertmanager configuration differs from the council's in more than webhook URLs:\ncouncil:\n%s\ncompose:\n%s", a, b)
+		}
+		if len(cu) == 0 || len(cu) != len(ku) {
+			t.Fatalf("webhook URLs: council %v, compose %v", cu, ku)
+		}
+		for i := range cu {
+			if rest, ok := strings.CutPrefix(cu[i], relayInCouncil); !ok || ku[i] != relay+rest {
+				t.Errorf("webhook %d: council %s, compose %s; want the council's path on %s", i, cu[i], ku[i], relay)
+			}
+		}
+	})
+}
+
+// takeWebhookURLs blanks the url of every webhook_configs entry under v
+// and returns them in the order met (maps visited in sorted key order).
+func takeWebhookURLs(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if k == "webhook_configs" {
+				if l, ok := x[k].([]any); ok {
+					for _, w := range l {
+						if m, ok := w.(map[string]any); ok {
+							if u, ok := m["url"].(string); ok {
+								out = append(out, u)
+								m["url"] = ""
+							}
+						}
+					}
+					continue
+				}
+			}
+			out = append(out, takeWebhookURLs(x[k])...)
+		}
+	case []any:
+		for _, c := range x {
+			out = append(out, takeWebhookURLs(c)...)
+		}
+	}
+	return out
+}
+
 // blankTargets replaces every list of targets under v with its length.
 func blankTargets(v any) {
 	switch x := v.(type) {
@@ -708,6 +1019,16 @@ type prometheusConfig struct {
 			} `yaml:"static_configs"`
 		} `yaml:"alertmanagers"`
 	} `yaml:"alerting"`
+}
+
+type alertmanagerConfig struct {
+	Templates []string `yaml:"templates"`
+	Receivers []struct {
+		Name           string `yaml:"name"`
+		WebhookConfigs []struct {
+			URL string `yaml:"url"`
+		} `yaml:"webhook_configs"`
+	} `yaml:"receivers"`
 }
 
 func readPrometheusConfig(t *testing.T, file string) prometheusConfig {
@@ -808,28 +1129,72 @@ func TestDockerfile(t *testing.T) {
 	}
 	build, final := stages[0], stages[len(stages)-1]
 
-	t.Run("the build stage builds carewatch without cgo", func(t *testing.T) {
-		var ok bool
-		for _, in := range build.instructions {
-			if in[0] == "RUN" && strings.Contains(in[1], "go build") && strings.Contains(in[1], "CGO_ENABLED=0") && strings.Contains(in[1], "./cmd/carewatch") {
-				ok = true
+	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-teams"} {
+		t.Run("the build stage builds "+pkg+" without cgo", func(t *testing.T) {
+			var ok bool
+			for _, in := range build.instructions {
+				if in[0] == "RUN" && strings.Contains(in[1], "go build") && strings.Contains(in[1], "CGO_ENABLED=0") && slices.Contains(strings.Fields(in[1]), pkg) {
+					ok = true
+				}
 			}
-		}
-		if !ok {
-			t.Error("no RUN CGO_ENABLED=0 go build ... ./cmd/carewatch in the build stage")
-		}
-	})
+			if !ok {
+				t.Errorf("no RUN CGO_ENABLED=0 go build ... %s in the build stage", pkg)
+			}
+		})
+	}
 
-	t.Run("the run stage runs as an unprivileged user", func(t *testing.T) {
+	unprivileged := func(t *testing.T, st stage) {
+		t.Helper()
 		user := ""
-		for _, in := range final.instructions {
+		for _, in := range st.instructions {
 			if in[0] == "USER" {
 				user = in[1]
 			}
 		}
 		uid, _, _ := strings.Cut(user, ":")
 		if n, err := strconv.Atoi(uid); err != nil || n == 0 {
-			t.Errorf("USER %q: want a numeric, non-zero uid (Kubernetes' runAsNonRoot can only check a number)", user)
+			t.Errorf("stage %s: USER %q: want a numeric, non-zero uid (Kubernetes' runAsNonRoot can only check a number)", st.name, user)
+		}
+	}
+	t.Run("the run stage runs as an unprivileged user", func(t *testing.T) { unprivileged(t, final) })
+
+	p := mustLoad(t)
+	t.Run("the carewatch service builds the run stage", func(t *testing.T) {
+		if target := service(t, p, carewatchService).Build.Target; target != "" && target != final.name {
+			t.Errorf("the carewatch service builds target %q, not the run stage %q", target, final.name)
+		}
+	})
+
+	t.Run("the relay's target runs carewatch-teams as an unprivileged user on the port the service listens on", func(t *testing.T) {
+		relay := service(t, p, teamsRelayService)
+		i := slices.IndexFunc(stages, func(st stage) bool { return st.name == relay.Build.Target })
+		if relay.Build.Target == "" || i < 0 {
+			t.Fatalf("the teams-relay service builds target %q, which is not a stage of the Dockerfile", relay.Build.Target)
+		}
+		st := stages[i]
+		unprivileged(t, st)
+		var entrypoint, copied string
+		var exposed []string
+		for _, in := range st.instructions {
+			switch in[0] {
+			case "ENTRYPOINT":
+				entrypoint = in[1]
+			case "COPY":
+				if strings.HasPrefix(in[1], "--from="+build.name+" ") {
+					copied = in[1]
+				}
+			case "EXPOSE":
+				exposed = append(exposed, strings.Fields(in[1])...)
+			}
+		}
+		if !strings.Contains(entrypoint, "carewatch-teams") {
+			t.Errorf("stage %s: ENTRYPOINT %s does not run carewatch-teams", st.name, entrypoint)
+		}
+		if !strings.Contains(copied, "/carewatch-teams") {
+			t.Errorf("stage %s does not copy carewatch-teams from the build stage", st.name)
+		}
+		if port := listenPort(t, relay); !slices.Contains(exposed, port) {
+			t.Errorf("stage %s exposes %v, not the relay's port %s", st.name, exposed, port)
 		}
 	})
 
@@ -866,7 +1231,7 @@ func TestDockerfile(t *testing.T) {
 	})
 
 	t.Run("the compose demo's configuration is in the image where its command looks", func(t *testing.T) {
-		cw := service(t, mustLoad(t), carewatchService)
+		cw := service(t, p, carewatchService)
 		cfg := flagValue(cw.Command, "config.file")
 		if cfg == "" {
 			t.Fatal("the carewatch service's command has no --config.file")
@@ -889,34 +1254,125 @@ func TestDockerfile(t *testing.T) {
 		}
 	})
 
-	t.Run("the build command yields a static binary", func(t *testing.T) {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			t.Fatalf("go is not in PATH: %v", err)
-		}
-		out := filepath.Join(t.TempDir(), "carewatch")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/carewatch")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, b)
-		}
-		f, err := elf.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_INTERP {
-				t.Error("the binary asks for a dynamic loader: it would not run on an image without the build's libc")
+	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-teams"} {
+		t.Run("the build command yields a static "+pkg, func(t *testing.T) {
+			f, err := elf.Open(buildStatic(t, pkg))
+			if err != nil {
+				t.Fatal(err)
 			}
+			defer f.Close()
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					t.Error("the binary asks for a dynamic loader: it would not run on an image without the build's libc")
+				}
+			}
+			if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+				t.Errorf("the binary links %v", libs)
+			}
+		})
+	}
+}
+
+// buildStatic builds pkg as the Dockerfile does and returns the binary.
+func buildStatic(t *testing.T, pkg string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not in PATH: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), path.Base(pkg))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// TestComposeTeamsRelayStartsWithoutAWebhook runs carewatch-teams with the
+// teams-relay service's command, each secret replaced by the file Compose
+// mounts when .env gives none: the relay must come up healthy and ready,
+// so that the stack runs with Teams left off.
+func TestComposeTeamsRelayStartsWithoutAWebhook(t *testing.T) {
+	p := mustLoad(t)
+	relay := service(t, p, teamsRelayService)
+	files := map[string]string{} // path in the container -> file on this machine
+	for _, sec := range relay.Secrets {
+		files[secretPath(sec)] = p.Secrets[sec.Source].File
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var args []string
+	for _, a := range relay.Command {
+		switch {
+		case strings.HasPrefix(a, "--web.listen-address="):
+			a = "--web.listen-address=" + addr
+		case strings.HasPrefix(a, "--teams.webhook-url-file="):
+			spec := strings.TrimPrefix(a, "--teams.webhook-url-file=")
+			name, file, ok := strings.Cut(spec, "=")
+			if !ok {
+				name, file = "", spec
+			}
+			host, mounted := files[file]
+			if !mounted {
+				t.Fatalf("%s reads %s, which no secret mounts", a, file)
+			}
+			if name != "" {
+				host = name + "=" + host
+			}
+			a = "--teams.webhook-url-file=" + host
 		}
-		if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
-			t.Errorf("the binary links %v", libs)
+		args = append(args, a)
+	}
+
+	bin := buildStatic(t, "./cmd/carewatch-teams")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// exited is closed when the relay has exited, with waitErr set.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		cancel()
+		<-exited
+	}()
+
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, endpoint := range []string{"/-/healthy", "/-/ready"} {
+		for {
+			select {
+			case <-exited:
+				t.Fatalf("carewatch-teams %s exited: %v\n%s", strings.Join(args, " "), waitErr, stderr.String())
+			default:
+			}
+			resp, err := client.Get("http://" + addr + endpoint)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+				err = fmt.Errorf("status %s", resp.Status)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v\n%s", endpoint, err, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-	})
+	}
 }
 
 func readDockerignore(t *testing.T) []string {
