@@ -366,12 +366,7 @@ func demoConfigText(t *testing.T) string {
 func withoutRunOnStart(t *testing.T) string {
 	t.Helper()
 	s := strings.ReplaceAll(demoConfigText(t), "run_on_start: true", "run_on_start: false")
-	s = strings.ReplaceAll(s, `schedule: "@every 1m"`, `schedule: "@every 6h"`)
-	f := filepath.Join(t.TempDir(), "carewatch.yml")
-	if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return writeConfig(t, strings.ReplaceAll(s, `schedule: "@every 1m"`, `schedule: "@every 6h"`))
 }
 
 // A restart serves the same numbers as before it, before any collector has
