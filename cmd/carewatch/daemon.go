@@ -216,9 +216,6 @@ func (d *daemon) shutdownTimeout() time.Duration {
 // it does not start it. Collectors run on start only at the daemon's first
 // start: a reload that changes a threshold must not query every source again.
 func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config, first bool) (*generation, error) {
-	if err := d.store.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
-		return nil, fmt.Errorf("recording the KPI catalogue: %w", err)
-	}
 	gen := &generation{cfg: cfg, dbs: map[string]*sqlx.DB{}, sources: map[string]*runner{}}
 	jobs := make([]collector.Job, 0, len(cfg.Collectors))
 	for i := range cfg.Collectors {
@@ -234,6 +231,12 @@ func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config, first bo
 		jobs = append(jobs, job)
 	}
 	gen.scheduler = collector.NewScheduler(cfg.Location, d.logger, jobs)
+	// The store learns the catalogue last, so a generation that cannot be
+	// built leaves the catalogue in force recorded as it was.
+	if err := d.store.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
+		gen.closeSources()
+		return nil, fmt.Errorf("recording the KPI catalogue: %w", err)
+	}
 	return gen, nil
 }
 
@@ -271,10 +274,6 @@ func (d *daemon) reload(ctx context.Context) error {
 	}
 	if err != nil {
 		d.reloadM.Failed()
-		// The old catalogue stays in force; restore it in the store too.
-		if serr := d.store.SyncCatalogue(ctx, old.cfg.Catalogue); serr != nil {
-			d.logger.Warn("restoring the KPI catalogue", "err", serr)
-		}
 		return fmt.Errorf("reloading %s: %w", d.opts.ConfigFile, err)
 	}
 	// A reload asked for over HTTP must not cut short the old runs' wind-down

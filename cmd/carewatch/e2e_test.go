@@ -708,23 +708,30 @@ func TestCheckConnectReachesFileSources(t *testing.T) {
 	}
 }
 
-// A reload while a run is in flight waits for that run, not for the
-// shutdown timeout: the run's last step refreshes the snapshot, which must
-// not wait on the reload.
-func TestReloadDuringARunWaitsOnlyForTheRun(t *testing.T) {
-	newCouncil(t)
-	file := writeConfig(t, `
+// oneCollectorConfig writes a configuration with one collector on the demo
+// source, whose query gives a team and its open cases.
+func oneCollectorConfig(t *testing.T, name, schedule, query string) string {
+	t.Helper()
+	return writeConfig(t, fmt.Sprintf(`
 kpis:
   - {name: children_open_cases, help: Open cases., direction: lower_is_better, labels: [team]}
 sources:
   - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
 collectors:
-  - name: slow
+  - name: %s
     source: cms
-    schedule: "@every 6h"
-    query: SELECT 'north' AS team, 1 AS open FROM pg_sleep(2)
+    schedule: %q
+    query: %q
     metrics: [{kpi: children_open_cases, value_column: open, labels: {team: team}}]
-`)
+`, name, schedule, query))
+}
+
+// A reload while a run is in flight waits for that run, not for the
+// shutdown timeout: the run's last step refreshes the snapshot, which must
+// not wait on the reload.
+func TestReloadDuringARunWaitsOnlyForTheRun(t *testing.T) {
+	newCouncil(t)
+	file := oneCollectorConfig(t, "slow", "@every 6h", "SELECT 'north' AS team, 1 AS open FROM pg_sleep(2)")
 	in := startDaemon(t, file) // shutdown timeout 20s
 	ran := make(chan error, 1)
 	go func() { ran <- in.d.runNow(context.Background(), "slow") }()
@@ -778,18 +785,7 @@ func TestEnterableByOthersFindsAClosedAncestor(t *testing.T) {
 // request has been answered.
 func TestSchedulesKeepRunningAfterAReloadOverHTTP(t *testing.T) {
 	newCouncil(t)
-	file := writeConfig(t, `
-kpis:
-  - {name: children_open_cases, help: Open cases., direction: lower_is_better, labels: [team]}
-sources:
-  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
-collectors:
-  - name: ticking
-    source: cms
-    schedule: "@every 1s"
-    query: SELECT 'north' AS team, 1 AS open
-    metrics: [{kpi: children_open_cases, value_column: open, labels: {team: team}}]
-`)
+	file := oneCollectorConfig(t, "ticking", "@every 1s", "SELECT 'north' AS team, 1 AS open")
 	in := startDaemon(t, file)
 	runs := func(f map[string]*dto.MetricFamily) float64 {
 		return collectorValue(f, "carewatch_collector_runs_total", "ticking")
