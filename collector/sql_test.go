@@ -13,7 +13,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
-	"github.com/prometheus/common/model"
 
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
@@ -202,7 +201,7 @@ func TestSQLSourceFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := &config.SourceConfig{Name: "cms", Type: "postgres", StatementTimeout: model.Duration(tt.timeout)}
+			src := &config.SourceConfig{Name: "cms", Type: "postgres", StatementTimeout: config.Duration(tt.timeout)}
 			s := openSource(t, dsn, src, sqlCollector(tt.query))
 			start := time.Now()
 			obs, err := collect(t, s, tt.ctxTimeout)
@@ -310,7 +309,7 @@ func TestOpenSQLPool(t *testing.T) {
 		want int
 	}{
 		{"an unset pool holds two connections", config.SourceConfig{Name: "cms"}, 2},
-		{"max_open_conns sets the pool", config.SourceConfig{Name: "cms", MaxOpenConns: 5, ConnMaxLifetime: model.Duration(time.Minute)}, 5},
+		{"max_open_conns sets the pool", config.SourceConfig{Name: "cms", MaxOpenConns: 5, ConnMaxLifetime: config.Duration(time.Minute)}, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

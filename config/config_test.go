@@ -60,6 +60,21 @@ func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
 		{"wrong_type.yml", []string{
 			`testdata/wrong_type.yml:5: kpis[0].thresholds.amber: "lots" is not a valid number`,
 		}},
+		{"bad_value_beside_good.yml", []string{
+			`testdata/bad_value_beside_good.yml:5: kpis[0].thresholds.red: "lots" is not a valid number`,
+			`testdata/bad_value_beside_good.yml:9: kpis[1].thresholds.amber: "many" is not a valid number`,
+		}},
+		{"bad_duration.yml", []string{
+			`testdata/bad_duration.yml:5: kpis[0].max_age: "36 hours" is not a valid duration (e.g. 30s, 5m, 36h, 7d)`,
+			`testdata/bad_duration.yml:11: collectors[0].timeout: "soon" is not a valid duration (e.g. 30s, 5m, 36h, 7d)`,
+		}},
+		{"amber_equals_red.yml", []string{
+			`testdata/amber_equals_red.yml:5: kpis[0].thresholds.red: red and amber are both 20, so no value could ever be amber: set amber on the good side of red, or leave amber out`,
+		}},
+		{"own_series.yml", []string{
+			`testdata/own_series.yml:6: kpis[0].own_series: label "area" is not one of the KPI's labels [la_code scope]`,
+			`testdata/own_series.yml:11: kpis[1].own_series.scope: must not be empty: it is the value of the council's own series`,
+		}},
 		{"bad_cron.yml", []string{
 			`testdata/bad_cron.yml:10: collectors[0].schedule: "61 * * * *" is not a valid schedule: end of range (61) above maximum (59): 61`,
 		}},

@@ -133,7 +133,7 @@ func yamlProblem(file string, root *yaml.Node, err error) Problem {
 		return p
 	}
 	if c := reCannot.FindStringSubmatch(m[2]); c != nil {
-		p.Path = findValuePath(root, line)
+		p.Path = findValuePath(root, line, c[2])
 		p.Msg = fmt.Sprintf("%q is not a valid %s", c[2], friendlyType(c[3]))
 	}
 	return p
@@ -196,13 +196,25 @@ func findKeyPath(root *yaml.Node, line int, key string) string {
 	return found
 }
 
-func findValuePath(root *yaml.Node, line int) string {
-	found := ""
+// findValuePath returns the path of the value on line that reads value:
+// on a line such as `thresholds: {amber: 15, red: lots}` the bad value, not
+// its neighbour, is blamed. Without such a scalar, the line's first node.
+func findValuePath(root *yaml.Node, line int, value string) string {
+	first, found := "", ""
 	walk(root, "", func(p string, _, v *yaml.Node) {
-		if v.Line == line && (v.Kind == yaml.ScalarNode || found == "") {
+		if v.Line != line {
+			return
+		}
+		if first == "" {
+			first = p
+		}
+		if found == "" && v.Kind == yaml.ScalarNode && v.Value == value {
 			found = p
 		}
 	})
+	if found == "" {
+		return first
+	}
 	return found
 }
 
@@ -367,6 +379,7 @@ func (v *validator) kpis(ks []KPIConfig) kpi.Catalogue {
 			t := v.thresholds(op+".thresholds", o.Thresholds, k, kc.Name, k.Thresholds)
 			k.Overrides = append(k.Overrides, kpi.Override{Match: o.Match, Thresholds: t})
 		}
+		k.OwnSeries = v.ownSeries(p+".own_series", kc.OwnSeries, kc.Labels, seen)
 		if kc.Name != "" {
 			if _, dup := cat[kc.Name]; !dup {
 				cat[kc.Name] = k
@@ -413,8 +426,31 @@ func (v *validator) thresholds(p string, tc ThresholdsConfig, k *kpi.KPI, name s
 		if k.Direction == kpi.HigherIsBetter && r > a {
 			v.addf(p+".red", "red %g is above amber %g, but %s is higher_is_better: red must be the lower boundary", r, a, name)
 		}
+		if r == a {
+			v.addf(p+".red", "red and amber are both %g, so no value could ever be amber: set amber on the good side of red, or leave amber out", r)
+		}
 	}
 	return t
+}
+
+// ownSeries checks the labels that mark a KPI's own series apart from its
+// benchmarks.
+func (v *validator) ownSeries(p string, own map[string]string, labels []string, known map[string]bool) map[string]string {
+	if own == nil {
+		return nil
+	}
+	if len(own) == 0 {
+		v.addf(p, "must name at least one label and its value for the council's own series, e.g. {scope: council}")
+	}
+	for _, l := range sortedKeys(own) {
+		switch {
+		case !known[l]:
+			v.addf(p, "label %q is not one of the KPI's labels %v", l, labels)
+		case strings.TrimSpace(own[l]) == "":
+			v.addf(p+"."+l, "must not be empty: it is the value of the council's own series")
+		}
+	}
+	return own
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
-	"github.com/prometheus/common/model"
 	"github.com/robfig/cron/v3"
 
 	"github.com/carewatch/carewatch/kpi"
@@ -32,11 +31,11 @@ type Global struct {
 	// Timezone of schedules and of run dates; Europe/London by default.
 	Timezone string `yaml:"timezone"`
 	// DefaultTimeout bounds a collector run, retries included.
-	DefaultTimeout model.Duration `yaml:"default_timeout"`
+	DefaultTimeout Duration `yaml:"default_timeout"`
 	// DefaultRetries is how many times a failed run is tried again within its timeout.
 	DefaultRetries *int `yaml:"default_retries"`
 	// DefaultRetryBackoff is the first wait before a retry; it doubles each time.
-	DefaultRetryBackoff model.Duration `yaml:"default_retry_backoff"`
+	DefaultRetryBackoff Duration `yaml:"default_retry_backoff"`
 	// DefaultMaxSeries bounds the series one collector run may produce.
 	DefaultMaxSeries int `yaml:"default_max_series"`
 }
@@ -44,10 +43,10 @@ type Global struct {
 // StoreConfig says where the PostgreSQL system of record is. The DSN comes
 // from an environment variable or a file, never from the config text.
 type StoreConfig struct {
-	DSNEnv          string         `yaml:"dsn_env"`
-	DSNFile         string         `yaml:"dsn_file"`
-	MaxOpenConns    int            `yaml:"max_open_conns"`
-	ConnMaxLifetime model.Duration `yaml:"conn_max_lifetime"`
+	DSNEnv          string   `yaml:"dsn_env"`
+	DSNFile         string   `yaml:"dsn_file"`
+	MaxOpenConns    int      `yaml:"max_open_conns"`
+	ConnMaxLifetime Duration `yaml:"conn_max_lifetime"`
 }
 
 // KPIConfig is one KPI of the catalogue.
@@ -59,8 +58,13 @@ type KPIConfig struct {
 	Labels     []string         `yaml:"labels"`
 	Thresholds ThresholdsConfig `yaml:"thresholds"`
 	Overrides  []OverrideConfig `yaml:"overrides"`
+	// OwnSeries holds the label values of the council's own series, e.g.
+	// {scope: council}; the KPI's other series are benchmarks (statistical
+	// neighbours, region, England), which keep their value and status but
+	// raise no KPI alert.
+	OwnSeries map[string]string `yaml:"own_series"`
 	// MaxAge is how long after its period a value stays fresh; unset means never stale.
-	MaxAge model.Duration `yaml:"max_age"`
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // ThresholdsConfig holds optional amber and red boundaries.
@@ -81,11 +85,11 @@ type SourceConfig struct {
 	// Type is the kind of source: "postgres", "file" or "http".
 	Type string `yaml:"type"`
 	// DSNEnv or DSNFile give a SQL source's connection string.
-	DSNEnv           string         `yaml:"dsn_env"`
-	DSNFile          string         `yaml:"dsn_file"`
-	MaxOpenConns     int            `yaml:"max_open_conns"`
-	ConnMaxLifetime  model.Duration `yaml:"conn_max_lifetime"`
-	StatementTimeout model.Duration `yaml:"statement_timeout"`
+	DSNEnv           string   `yaml:"dsn_env"`
+	DSNFile          string   `yaml:"dsn_file"`
+	MaxOpenConns     int      `yaml:"max_open_conns"`
+	ConnMaxLifetime  Duration `yaml:"conn_max_lifetime"`
+	StatementTimeout Duration `yaml:"statement_timeout"`
 
 	// Directory is the folder a file source reads, and the only one: a path
 	// that leaves it, through ".." or a symbolic link, is refused. A relative
@@ -129,12 +133,12 @@ type CollectorConfig struct {
 	Name   string `yaml:"name"`
 	Source string `yaml:"source"`
 	// Schedule is a five-field cron expression or a descriptor (@daily, @every 15m).
-	Schedule     string         `yaml:"schedule"`
-	RunOnStart   bool           `yaml:"run_on_start"`
-	Timeout      model.Duration `yaml:"timeout"`
-	Retries      *int           `yaml:"retries"`
-	RetryBackoff model.Duration `yaml:"retry_backoff"`
-	MaxSeries    int            `yaml:"max_series"`
+	Schedule     string   `yaml:"schedule"`
+	RunOnStart   bool     `yaml:"run_on_start"`
+	Timeout      Duration `yaml:"timeout"`
+	Retries      *int     `yaml:"retries"`
+	RetryBackoff Duration `yaml:"retry_backoff"`
+	MaxSeries    int      `yaml:"max_series"`
 	// Query is the SQL a SQL source runs.
 	Query string `yaml:"query"`
 	// File says which files of a file source the collector reads, and how.
@@ -279,9 +283,9 @@ type MetricMapping struct {
 // Defaults applied by Load where the file is silent.
 const (
 	DefaultTimezone     = "Europe/London"
-	DefaultTimeout      = model.Duration(5 * time.Minute)
+	DefaultTimeout      = Duration(5 * time.Minute)
 	DefaultRetries      = 2
-	DefaultRetryBackoff = model.Duration(5 * time.Second)
+	DefaultRetryBackoff = Duration(5 * time.Second)
 	DefaultMaxSeries    = 10000
 	DefaultStoreDSNEnv  = "CAREWATCH_DATABASE_URL"
 	DefaultMaxFileSize  = ByteSize(64 << 20)

@@ -179,6 +179,28 @@ func TestABreachInTheDemoDataIsAlertedAndResolvedThroughPrometheusAndAlertmanage
 		t.Errorf("an amber alert went to %q with severity %q, want a service's warning receiver", n.Receiver, amber.Labels["severity"])
 	}
 
+	// Benchmarks are rated but never alerted: DfE's statistical
+	// neighbours, region and England are red and amber in Prometheus, while
+	// no KPI alert, pending or firing, names one of them.
+	benchmarksRated := prom.Vector(t, `carewatch_kpi_status >= 1 and carewatch_kpi_benchmark`)
+	if len(benchmarksRated) == 0 {
+		t.Error("no benchmark series is amber or red in Prometheus: the check below would prove nothing")
+	}
+	for _, s := range prom.Vector(t, `ALERTS{alertname=~"CarewatchKPI.*"} and on (kpi, la_code, la_name, scope) carewatch_kpi_benchmark`) {
+		t.Errorf("a KPI alert for a benchmark series: %v", s.Metric)
+	}
+	for _, n := range hook.Notifications(t) {
+		for _, a := range n.Alerts {
+			if scope := a.Labels["scope"]; scope != "" && scope != "council" {
+				t.Errorf("%s was notified for the benchmark series %v", a.Labels["alertname"], a.Labels)
+			}
+		}
+	}
+	// The council's own DfE series alerts like any other.
+	hook.WaitForAlert(t, "a KPI alert for the council's own DfE series", notificationWithin, func(_ e2e.Notification, a e2e.Alert) bool {
+		return a.Status == "firing" && strings.HasPrefix(a.Labels["alertname"], "CarewatchKPI") && a.Labels["scope"] == "council"
+	})
+
 	// Stale data goes to the operators and to the service.
 	for _, receiver := range []string{"carewatch-operators", "adults-warning"} {
 		_, stale := hook.WaitForAlert(t, "the stale alert to "+receiver, notificationWithin, func(n e2e.Notification, a e2e.Alert) bool {

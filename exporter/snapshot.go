@@ -34,6 +34,9 @@ const (
 	MaxAgeMetric = "carewatch_kpi_max_age_seconds"
 	// InfoMetric is 1 for every KPI, labelled with its metric, unit and direction.
 	InfoMetric = "carewatch_kpi_info"
+	// BenchmarkMetric is 1 for every series that benchmarks the council
+	// against others (kpi.KPI.IsBenchmark); KPI alert rules leave those out.
+	BenchmarkMetric = "carewatch_kpi_benchmark"
 
 	// CollectorLastRunSuccessMetric is 1 if a collector's latest run succeeded, else 0.
 	CollectorLastRunSuccessMetric = "carewatch_collector_last_run_success"
@@ -160,6 +163,7 @@ type kpiEntry struct {
 	period    *prometheus.Desc
 	maxAge    *prometheus.Desc
 	info      *prometheus.Desc
+	benchmark *prometheus.Desc
 	infoLabel [3]string
 }
 
@@ -176,8 +180,10 @@ const (
 	periodHelp = "Unix time of the period the KPI series' latest value describes (a snapshot date, the start of a " +
 		"month, a reporting date), present even when the value is missing; the value is stale when " +
 		"time() minus this exceeds " + MaxAgeMetric + "."
-	maxAgeHelp = "How long after the period it describes a KPI's value stays fresh."
-	infoHelp   = "Catalogue entry of a KPI: its metric name, unit and direction (lower_is_better or higher_is_better)."
+	maxAgeHelp    = "How long after the period it describes a KPI's value stays fresh."
+	infoHelp      = "Catalogue entry of a KPI: its metric name, unit and direction (lower_is_better or higher_is_better)."
+	benchmarkHelp = "1 for a KPI series that benchmarks the council against others (a statistical neighbour, its region, " +
+		"England), as the KPI's own_series says; such a series has a value and a status, but KPI alerts are about the council's own series only."
 )
 
 func newCollectorDescs() collectorDescs {
@@ -343,6 +349,7 @@ func newKPIEntry(k *kpi.KPI) *kpiEntry {
 		period:    prometheus.NewDesc(PeriodMetric, periodHelp, k.Labels, named),
 		maxAge:    prometheus.NewDesc(MaxAgeMetric, maxAgeHelp, nil, named),
 		info:      prometheus.NewDesc(InfoMetric, infoHelp, []string{"metric", "unit", "direction"}, named),
+		benchmark: prometheus.NewDesc(BenchmarkMetric, benchmarkHelp, k.Labels, named),
 		infoLabel: [3]string{k.MetricName(), k.Unit, k.Direction.String()},
 	}
 }
@@ -472,6 +479,7 @@ func (s *Snapshot) families() []family {
 	for _, e := range s.kpis {
 		add(e.k.MetricName(), part{n: len(e.series), emit: e.emitValues})
 	}
+	add(BenchmarkMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitBenchmarks} })...)
 	add(StatusMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitStatus} })...)
 	add(ThresholdMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.thresholdOrder), emit: e.emitThresholds} })...)
 	add(PeriodMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitPeriods} })...)
@@ -531,6 +539,17 @@ func (e *kpiEntry) emitStatus(ch chan<- prometheus.Metric, lo, hi int) {
 	for i := lo; i < hi; i++ {
 		if st := &e.series[i]; st.Status != kpi.StatusNone {
 			emit(ch, e.status, prometheus.GaugeValue, st.Status.Number(), st.Labels...)
+		}
+	}
+}
+
+func (e *kpiEntry) emitBenchmarks(ch chan<- prometheus.Metric, lo, hi int) {
+	if len(e.k.OwnSeries) == 0 {
+		return
+	}
+	for i := lo; i < hi; i++ {
+		if st := &e.series[i]; e.k.IsBenchmark(st.Labels) {
+			emit(ch, e.benchmark, prometheus.GaugeValue, 1, st.Labels...)
 		}
 	}
 }

@@ -34,6 +34,9 @@ var seriesFamilies = []string{
 
 func TestSnapshotCollect(t *testing.T) {
 	caseload, contacts, timeliness := caseloadKPI(), contactsKPI(), timelinessKPI()
+	dfeAgency := &kpi.KPI{Name: "children_sw_dfe_agency_ratio", Help: "Agency rate.", Unit: "ratio", Direction: kpi.LowerIsBetter,
+		Labels: []string{"la_code", "scope"}, Thresholds: kpi.Thresholds{Amber: kpi.At(0.12), Red: kpi.At(0.2)},
+		OwnSeries: map[string]string{"scope": "council"}}
 	multiline := contactsKPI()
 	multiline.Help = "Contacts received, \\ counted\nonce per person."
 
@@ -104,6 +107,24 @@ carewatch_adults_contacts{authority="E09000001"} 120
 			want: `# HELP carewatch_adults_contacts Contacts received, \\ counted\nonce per person. Collected on a schedule by carewatch, not at scrape time; the period the value describes is in carewatch_kpi_period_timestamp_seconds.
 # TYPE carewatch_adults_contacts gauge
 carewatch_adults_contacts{authority="say \"hi\"\nC:\\temp"} 7
+`,
+		},
+		{
+			name: "benchmark series are marked, and keep their value and status",
+			cat:  catalogue(dfeAgency),
+			series: []kpi.SeriesState{
+				state(dfeAgency, day("2025-09-30"), kpi.Known(0.25), "E09000008", "council"),
+				state(dfeAgency, day("2025-09-30"), kpi.Known(0.3), "E09000006", "stat_neighbour"),
+				state(dfeAgency, day("2025-09-30"), kpi.Known(0.13), "E92000001", "england"),
+			},
+			families: []string{exporter.BenchmarkMetric, exporter.StatusMetric},
+			want: `# HELP carewatch_kpi_benchmark 1 for a KPI series that benchmarks the council against others (a statistical neighbour, its region, England), as the KPI's own_series says; such a series has a value and a status, but KPI alerts are about the council's own series only.
+# TYPE carewatch_kpi_benchmark gauge
+carewatch_kpi_benchmark{kpi="children_sw_dfe_agency_ratio",la_code="E09000006",scope="stat_neighbour"} 1
+carewatch_kpi_benchmark{kpi="children_sw_dfe_agency_ratio",la_code="E92000001",scope="england"} 1
+` + statusHead + `carewatch_kpi_status{kpi="children_sw_dfe_agency_ratio",la_code="E09000006",scope="stat_neighbour"} 2
+carewatch_kpi_status{kpi="children_sw_dfe_agency_ratio",la_code="E09000008",scope="council"} 2
+carewatch_kpi_status{kpi="children_sw_dfe_agency_ratio",la_code="E92000001",scope="england"} 1
 `,
 		},
 		{

@@ -147,6 +147,12 @@ type KPI struct {
 	Labels     []string
 	Thresholds Thresholds
 	Overrides  []Override
+	// OwnSeries, when set, holds the label values that mark the council's
+	// own series; every other series of the KPI is a benchmark (a
+	// statistical neighbour, the region, England). A benchmark keeps its
+	// value and RAG status for dashboards and the pack, but KPI alerts are
+	// about the council's own services only. Unset, every series is its own.
+	OwnSeries map[string]string
 	// MaxAge is how long after the end of the period it describes a value is
 	// still fresh; zero means the KPI never goes stale.
 	MaxAge time.Duration
@@ -201,6 +207,13 @@ func (k *KPI) matches(match map[string]string, values []string) bool {
 		}
 	}
 	return true
+}
+
+// IsBenchmark reports whether the series with the given label values
+// (aligned with k.Labels) benchmarks the council against others rather than
+// measuring its own services: k has OwnSeries and the series does not match it.
+func (k *KPI) IsBenchmark(values []string) bool {
+	return len(k.OwnSeries) > 0 && !k.matches(k.OwnSeries, values)
 }
 
 // LabelIndex returns the position of label name in k.Labels, or -1.

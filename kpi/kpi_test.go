@@ -105,3 +105,29 @@ func TestSeriesIDIsStableAndTellsLabelNamesApart(t *testing.T) {
 		t.Errorf("LabelString = %s", got)
 	}
 }
+
+func TestOnlySeriesOutsideOwnSeriesAreBenchmarks(t *testing.T) {
+	dfe := &kpi.KPI{Name: "children_sw_dfe_agency_ratio", Direction: kpi.LowerIsBetter, Labels: []string{"la_code", "la_name", "scope"},
+		Thresholds: kpi.Thresholds{Amber: kpi.At(0.12), Red: kpi.At(0.2)}, OwnSeries: map[string]string{"scope": "council"}}
+	for _, tc := range []struct {
+		name   string
+		k      *kpi.KPI
+		labels []string
+		want   bool
+	}{
+		{"the council's own row is not a benchmark", dfe, []string{"E09000008", "Croydon", "council"}, false},
+		{"a statistical neighbour is a benchmark", dfe, []string{"E09000006", "Bromley", "stat_neighbour"}, true},
+		{"England is a benchmark", dfe, []string{"E92000001", "England", "england"}, true},
+		{"a KPI without own_series has no benchmarks", caseload(), []string{"children", "North"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.k.IsBenchmark(tc.labels); got != tc.want {
+				t.Errorf("IsBenchmark(%v) = %v, want %v", tc.labels, got, tc.want)
+			}
+			// A benchmark keeps its status: only alerting treats it apart.
+			if st, _ := tc.k.Evaluate(tc.labels, kpi.Known(0.3)); tc.k == dfe && st != kpi.StatusRed {
+				t.Errorf("Evaluate = %v, want red for a benchmark too", st)
+			}
+		})
+	}
+}
