@@ -265,6 +265,7 @@ func (v *validator) validate(c *Config) {
 	c.Catalogue = v.kpis(c.KPIs)
 	v.sources(c.Sources)
 	v.collectors(c)
+	v.report(c)
 }
 
 func (v *validator) global(c *Config) {

@@ -19,6 +19,8 @@ type Config struct {
 	KPIs       []KPIConfig       `yaml:"kpis"`
 	Sources    []SourceConfig    `yaml:"sources"`
 	Collectors []CollectorConfig `yaml:"collectors"`
+	// Report is the KPI pack; nil serves a pack of every KPI.
+	Report *ReportConfig `yaml:"report"`
 
 	// Catalogue is built from KPIs by Load.
 	Catalogue kpi.Catalogue `yaml:"-"`

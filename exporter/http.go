@@ -28,11 +28,18 @@ type MuxOptions struct {
 	Version string
 	// DocsURL, when set, is linked from the landing page.
 	DocsURL string
+	// Report, when set, serves the KPI pack at ReportPath, linked first
+	// from the landing page.
+	Report http.Handler
 }
+
+// ReportPath is where the KPI pack is served.
+const ReportPath = "/report"
 
 // NewMux returns the daemon's HTTP routes:
 //
 //	/            landing page
+//	/report      the KPI pack, when MuxOptions.Report is set
 //	/metrics     the exposition (Exporter.Handler)
 //	/-/healthy   200 while the process serves HTTP
 //	/-/ready     200 once a snapshot has been set, 503 before
@@ -45,6 +52,9 @@ func NewMux(o MuxOptions) (*http.ServeMux, error) {
 		{Address: MetricsPath, Text: "Metrics", Description: "KPI values, RAG statuses, thresholds and collector health"},
 		{Address: "/-/healthy", Text: "Health"},
 		{Address: "/-/ready", Text: "Readiness", Description: "ready once the first snapshot of the KPIs is loaded"},
+	}
+	if o.Report != nil {
+		links = append([]web.LandingLinks{{Address: ReportPath, Text: "KPI pack", Description: "the performance report: exceptions, RAG status, trends, benchmarks and commentary"}}, links...)
 	}
 	extra := ""
 	if o.DocsURL != "" {
@@ -65,6 +75,9 @@ func NewMux(o MuxOptions) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", landing)
 	mux.Handle(MetricsPath, o.Exporter.Handler(o.Self))
+	if o.Report != nil {
+		mux.Handle("GET "+ReportPath, o.Report)
+	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "carewatch is healthy.")

@@ -126,3 +126,23 @@ func TestNewMuxNeedsAnExporter(t *testing.T) {
 		t.Error("NewMux without an exporter = nil error")
 	}
 }
+
+func TestLandingPageLinksThePackFirst(t *testing.T) {
+	pack := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("the pack")) })
+	srv := newMuxServer(t, exporter.MuxOptions{Exporter: exporter.New(nil), Report: pack})
+	_, body := get(t, http.MethodGet, srv.URL+"/", "")
+	page := string(body)
+	first, metrics := strings.Index(page, `href="/report"`), strings.Index(page, `href="/metrics"`)
+	if first < 0 || metrics < 0 || first > metrics {
+		t.Errorf("the landing page does not link the pack before the metrics:\n%s", page)
+	}
+	resp, body := get(t, http.MethodGet, srv.URL+exporter.ReportPath, "")
+	if resp.StatusCode != http.StatusOK || string(body) != "the pack" {
+		t.Errorf("/report = %d %q, want the pack", resp.StatusCode, body)
+	}
+
+	srv = newMuxServer(t, exporter.MuxOptions{Exporter: exporter.New(nil)})
+	if resp, _ := get(t, http.MethodGet, srv.URL+exporter.ReportPath, ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("without a pack, /report = %d, want 404", resp.StatusCode)
+	}
+}

@@ -119,6 +119,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		Self:     self,
 		Reload:   d.reload,
 		Version:  version.Version,
+		Report:   d.reportHandler(),
 	})
 	if err != nil {
 		gen.stop(ctx)

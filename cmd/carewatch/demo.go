@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -13,7 +16,9 @@ import (
 	_ "github.com/lib/pq" // the demo source is PostgreSQL
 
 	"github.com/carewatch/carewatch/demo"
+	"github.com/carewatch/carewatch/kpi"
 	"github.com/carewatch/carewatch/pglocal"
+	"github.com/carewatch/carewatch/store"
 )
 
 // demoConfigFile is the demo council's configuration, relative to the
@@ -113,10 +118,65 @@ func runDemo(ctx context.Context, o demoOptions, d daemonOptions) error {
 	if err := setUpDemoSource(ctx, src, o, logger); err != nil {
 		return err
 	}
+	comments, err := newDemoCommentary(ctx, d.ConfigFile, src, logger)
+	if err != nil {
+		return err
+	}
+	defer comments.close()
+	if err := comments.write(ctx); err != nil {
+		return err
+	}
 	if o.DayEvery > 0 {
-		go advanceDemo(ctx, src, o.DayEvery, d.Logger.With("room", "demo"))
+		go advanceDemo(ctx, src, o.DayEvery, comments, d.Logger.With("room", "demo"))
 	}
 	return runDaemon(ctx, d)
+}
+
+// demoCommentary writes the demo officers' commentary for the demo's
+// reporting month into the store, as `carewatch comment` would.
+type demoCommentary struct {
+	src    *sqlx.DB
+	store  *store.Store
+	logger *slog.Logger
+}
+
+func newDemoCommentary(ctx context.Context, configFile string, src *sqlx.DB, logger *slog.Logger) (*demoCommentary, error) {
+	cfg, err := loadConfig(configFile)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &demoCommentary{src: src, store: st, logger: logger}, nil
+}
+
+func (c *demoCommentary) close() { c.store.Close() }
+
+// write stores the reporting month's commentary, unless a comment for the
+// same KPI, series and month is there already (written by an earlier start,
+// or by someone trying `carewatch comment`).
+func (c *demoCommentary) write(ctx context.Context) error {
+	today, err := demo.ReportingDate(ctx, c.src)
+	if err != nil {
+		return err
+	}
+	month := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
+	have, err := c.store.Comments(ctx, month)
+	if err != nil {
+		return err
+	}
+	for _, cm := range demo.Commentary(month) {
+		if slices.ContainsFunc(have, func(h kpi.Comment) bool { return h.KPI == cm.KPI && maps.Equal(h.Labels, cm.Labels) }) {
+			continue
+		}
+		if err := c.store.SaveComment(ctx, cm); err != nil {
+			return err
+		}
+		c.logger.Info("demo commentary written", "kpi", cm.KPI, "month", month.Format("2006-01"))
+	}
+	return nil
 }
 
 // setUpDemoSource creates the synthetic council the first time only, so a
@@ -137,7 +197,7 @@ func setUpDemoSource(ctx context.Context, db *sqlx.DB, o demoOptions, logger int
 	return demo.Setup(ctx, db, demo.Options{Seed: o.Seed, Today: today})
 }
 
-func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, logger interface {
+func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, comments *demoCommentary, logger interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
@@ -153,6 +213,10 @@ func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, logger i
 				continue
 			}
 			logger.Info("demo council moved on by a day")
+			// A new month has the officers' commentary too.
+			if err := comments.write(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("writing the demo commentary", "err", err)
+			}
 		}
 	}
 }

@@ -53,6 +53,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	migrateCmd := app.Command("migrate", "Apply the store's schema migrations and exit.")
 
+	reportCmd := app.Command("report", "Write the KPI pack, one self-contained HTML page, from the store.")
+	reportPeriod := reportCmd.Flag("period", "The month the pack reports on, as YYYY-MM; by default the latest month with values.").PlaceHolder("2026-11").String()
+	reportOut := reportCmd.Flag("out", "The file to write; - is standard output.").Default("-").PlaceHolder("pack.html").String()
+
+	commentCmd := app.Command("comment", "Store an officer's commentary on a KPI for a month; the KPI pack shows it.")
+	commentKPI := commentCmd.Arg("kpi", "The KPI the commentary is about.").Required().String()
+	commentText := commentCmd.Arg("text", "The commentary; - reads it from standard input.").Required().String()
+	commentLabels := commentCmd.Flag("series", "Narrow the commentary to the series with this label value, e.g. --series team=north (repeatable).").PlaceHolder("LABEL=VALUE").Strings()
+	commentPeriod := commentCmd.Flag("period", "The month the commentary is for, as YYYY-MM; by default the current month.").PlaceHolder("2026-11").String()
+
 	demoCmd := app.Command("demo", "Run carewatch on the synthetic demo council, provisioning a local PostgreSQL when CAREWATCH_DATABASE_URL is not set.")
 	demoWeb := kingpinflag.AddFlags(demoCmd, defaultListenAddress)
 	demoOpts := demoFlags(demoCmd)
@@ -98,6 +108,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCollect(ctx, *configFile, *collectName, *collectDryRun, stdout, logger)
 	case migrateCmd.FullCommand():
 		err = runMigrate(ctx, *configFile, stdout, logger)
+	case reportCmd.FullCommand():
+		err = runReport(ctx, *configFile, *reportPeriod, *reportOut, stdout, logger)
+	case commentCmd.FullCommand():
+		err = runComment(ctx, *configFile, commentOptions{KPI: *commentKPI, Labels: *commentLabels, Period: *commentPeriod, Text: *commentText}, os.Stdin, stdout, logger)
 	case demoCmd.FullCommand():
 		if !app.GetFlag("config.file").HasEnvarValue() && !flagGiven(args, "config.file") {
 			*configFile = demoConfigFile
