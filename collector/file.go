@@ -33,6 +33,7 @@ type FileSource struct {
 	namePattern *regexp.Regexp
 	filters     []rowFilter
 	bench       *benchmark
+	query       string
 	mapper      *Mapper
 
 	// mu serialises runs, since the Mapper serves one run at a time.
@@ -62,6 +63,7 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		maxSize:   src.EffectiveMaxFileSize(),
 		input:     *cc.File,
 		filters:   newFilters(cc.Filters),
+		query:     cc.Query,
 		mapper:    m,
 	}
 	if s.input.Format == "" {
@@ -156,22 +158,26 @@ func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 	}
 	tables := make([]*table, 0, len(names))
 	for _, name := range names {
-		t, err := s.readFile(ctx, root, name)
+		read, err := s.readFile(ctx, root, name)
 		if err != nil {
 			return nil, err
 		}
-		if len(t.rows) == 0 {
-			return nil, Permanent(fmt.Errorf("%s has no rows below its header (row %d): is it cut short?", t.where, max(s.input.HeaderRow, 1)))
-		}
-		if s.namePattern != nil {
-			if err := s.nameColumns(t, name); err != nil {
+		for _, t := range read {
+			// A list in a workbook of several may well be empty this time;
+			// a file whose only table is empty was most likely cut short.
+			if len(t.rows) == 0 && s.input.Sheets == nil {
+				return nil, Permanent(fmt.Errorf("%s has no rows below its header (row %d): is it cut short?", t.where, max(s.input.HeaderRow, 1)))
+			}
+			if s.namePattern != nil {
+				if err := s.nameColumns(t, name); err != nil {
+					return nil, Permanent(err)
+				}
+			}
+			if err := filter(t, s.filters); err != nil {
 				return nil, Permanent(err)
 			}
+			tables = append(tables, t)
 		}
-		if err := filter(t, s.filters); err != nil {
-			return nil, Permanent(err)
-		}
-		tables = append(tables, t)
 	}
 	if s.bench != nil {
 		neighbours, err := s.readNeighbours(ctx, root)
@@ -181,6 +187,16 @@ func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 		if err := s.bench.apply(tables, neighbours); err != nil {
 			return nil, Permanent(err)
 		}
+	}
+	if s.query != "" {
+		result, err := queryTables(ctx, tables, s.query)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, Permanent(err)
+		}
+		tables = []*table{result}
 	}
 	obs, err := mapTables(s.mapper, tables, run)
 	if err != nil {
@@ -230,12 +246,34 @@ func (s *FileSource) files(root *os.Root) ([]string, error) {
 	return []string{newest.name}, nil
 }
 
-// readFile reads one file of the folder as a table.
-func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string) (*table, error) {
+// readFile reads one file of the folder as a table, or as one table for
+// each of the worksheets file.sheets names. Each is named for a query: by
+// file.table, by its sheet, or by the file's name.
+func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string) ([]*table, error) {
 	where := fmt.Sprintf("file %q", name)
 	data, err := readBounded(ctx, root, name, s.maxSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	failed := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		return Permanent(fmt.Errorf("%s: %w", where, err))
+	}
+	if s.input.Sheets != nil {
+		tables := make([]*table, 0, len(s.input.Sheets))
+		for _, sheet := range s.input.Sheets {
+			opts := s.input.TableOptions
+			opts.Sheet = sheet
+			t, err := readXLSX(ctx, data, opts, s.maxSize)
+			if err != nil {
+				return nil, failed(err)
+			}
+			t.where, t.name = where, config.TableName(sheet)
+			tables = append(tables, t)
+		}
+		return tables, nil
 	}
 	var t *table
 	if s.input.Format == config.FormatXLSX {
@@ -244,13 +282,10 @@ func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string) (
 		t, err = readCSV(ctx, data, s.input.TableOptions)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		return nil, Permanent(fmt.Errorf("%s: %w", where, err))
+		return nil, failed(err)
 	}
-	t.where = where
-	return t, nil
+	t.where, t.name = where, firstNonEmpty(s.input.Table, config.FileTableName(name))
+	return []*table{t}, nil
 }
 
 // readBounded reads a regular file of root, refusing one larger than limit

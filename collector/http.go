@@ -42,6 +42,8 @@ type HTTPSource struct {
 	rows      *config.JSONPath
 	fields    []jsonField
 	filters   []rowFilter
+	tableName string
+	query     string
 	maxBody   int64
 	client    *http.Client
 	mapper    *Mapper
@@ -79,6 +81,8 @@ func NewHTTPSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		format:    firstNonEmpty(h.Format, config.FormatJSON),
 		table:     h.TableOptions,
 		filters:   newFilters(cc.Filters),
+		tableName: firstNonEmpty(h.Table, config.DefaultHTTPTable),
+		query:     cc.Query,
 		maxBody:   src.EffectiveMaxBodySize(),
 		mapper:    m,
 	}
@@ -224,9 +228,17 @@ func (s *HTTPSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 			return nil, Permanent(fmt.Errorf("%s: %w", where, err))
 		}
 	}
-	t.where = where
+	t.where, t.name = where, s.tableName
 	if err := filter(t, s.filters); err != nil {
 		return nil, Permanent(err)
+	}
+	if s.query != "" {
+		if t, err = queryTables(ctx, []*table{t}, s.query); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, Permanent(err)
+		}
 	}
 	obs, err := mapTables(s.mapper, []*table{t}, run)
 	if err != nil {

@@ -380,7 +380,7 @@ collectors:
     source: hr_api
     schedule: "@daily"
     http: {url: /export.csv, format: csv}
-    metrics: [{kpi: vacancy_ratio, value_column: vacancy, labels: {team: team}}]
+    metrics: [{kpi: vacancy_ratio, value_column: vacancy, percent: true, labels: {team: team}}]
 `)
 	cfg, err := config.Parse([]byte(text), filepath.Join(dir, "c.yml"))
 	if err != nil {

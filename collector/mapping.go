@@ -382,6 +382,14 @@ func (m *Mapper) periodOf(v any, loc *time.Location) (time.Time, error) {
 			s = x
 		case []byte:
 			s = string(x)
+		case int64:
+			s = strconv.FormatInt(x, 10)
+		case float64:
+			// A query's result holds a year such as 2025 as a number.
+			if x != math.Trunc(x) || math.Abs(x) > 1e15 {
+				return time.Time{}, fmt.Errorf("period %v is not in the form %s", x, m.period.Format)
+			}
+			s = strconv.FormatFloat(x, 'f', -1, 64)
 		default:
 			return periodValue(v, loc)
 		}
@@ -465,8 +473,9 @@ var suppressed = map[string]bool{
 
 // numberValue reads a value cell. NULL, an empty cell, a suppression symbol
 // and a non-finite number (what a division by zero gives) are missing, never 0.
-// Text may have padding spaces, thousands separators (1,234) and a percent
-// sign (14.2% is 0.142).
+// Text may have padding spaces and thousands separators (1,234); text with a
+// percent sign (14.2%) is refused, since only a mapping that says percent
+// reads it as a ratio.
 func numberValue(v any) (kpi.Value, error) {
 	var f float64
 	switch x := v.(type) {
@@ -500,6 +509,12 @@ func numberValue(v any) (kpi.Value, error) {
 		return parseNumber(string(x), false)
 	case string:
 		return parseNumber(x, false)
+	case workbookPercent:
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil {
+			return kpi.Missing, fmt.Errorf("value %s is not a number", quoteShort(x.String()))
+		}
+		return finite(f), nil
 	case bool:
 		return kpi.Missing, fmt.Errorf("value %t is a boolean, not a number", x)
 	case time.Time:
@@ -514,13 +529,16 @@ func numberValue(v any) (kpi.Value, error) {
 }
 
 // percentValue reads a cell holding a percentage, 14.2 or 14.2%, as the
-// ratio 0.142.
+// ratio 0.142. A workbook cell formatted as a percentage already holds the
+// ratio.
 func percentValue(v any) (kpi.Value, error) {
 	switch x := v.(type) {
 	case string:
 		return parseNumber(x, true)
 	case []byte:
 		return parseNumber(string(x), true)
+	case workbookPercent:
+		return numberValue(x)
 	}
 	n, err := numberValue(v)
 	if err != nil || !n.Valid {
@@ -592,7 +610,10 @@ func parseNumber(s string, percent bool) (kpi.Value, error) {
 		return kpi.Missing, fmt.Errorf("value %s is not a number", quoteShort(s))
 	}
 	if rest, ok := strings.CutSuffix(t, "%"); ok {
-		t, percent = strings.TrimSpace(rest), true
+		if !percent {
+			return kpi.Missing, fmt.Errorf("value %s is a percentage: set percent: true on the mapping (of a _ratio KPI) to store it as a ratio (0.125 for 12.5%%)", quoteShort(s))
+		}
+		t = strings.TrimSpace(rest)
 	}
 	t, ok := ungroup(t)
 	if !ok {
@@ -710,6 +731,8 @@ func labelValue(v any) (string, error) {
 		s = strconv.FormatBool(x)
 	case time.Time:
 		s = formatPeriod(x)
+	case workbookPercent:
+		s = x.String()
 	default:
 		return "", fmt.Errorf("a value of type %T cannot be a label", v)
 	}

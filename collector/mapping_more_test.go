@@ -26,7 +26,6 @@ func TestMapReadsNumbersAsExportsWriteThem(t *testing.T) {
 	}{
 		{"thousands separators are read", config.MetricMapping{ValueColumn: "v"}, "1,234,567.5", kpi.Known(1234567.5)},
 		{"a negative number with separators", config.MetricMapping{ValueColumn: "v"}, "-1,234", kpi.Known(-1234)},
-		{"a percent sign makes a ratio", config.MetricMapping{ValueColumn: "v"}, "14.2%", kpi.Known(0.142)},
 		{"percent makes a bare number a ratio", config.MetricMapping{ValueColumn: "v", Percent: true}, " 19.2 ", kpi.Known(0.192)},
 		{"percent does not divide a percentage twice", config.MetricMapping{ValueColumn: "v", Percent: true}, "19.2%", kpi.Known(0.192)},
 		{"percent divides a number from a database", config.MetricMapping{ValueColumn: "v", Percent: true}, 50.0, kpi.Known(0.5)},

@@ -125,6 +125,8 @@ func TestMapValueErrors(t *testing.T) {
 			`collector "caseload": row 3, column "caseload": value "abc" is not a number`},
 		{"bytes that are not a number fail", []byte("12,5"),
 			`collector "caseload": row 3, column "caseload": value "12,5" is not a number`},
+		{"a percentage where the mapping does not ask for one fails", " 12.5% ",
+			`collector "caseload": row 3, column "caseload": value " 12.5% " is a percentage: set percent: true on the mapping (of a _ratio KPI) to store it as a ratio (0.125 for 12.5%)`},
 		{"a boolean fails", true,
 			`collector "caseload": row 3, column "caseload": value true is a boolean, not a number`},
 		{"a time fails", time.Date(2025, 9, 30, 0, 0, 0, 0, time.UTC),

@@ -63,6 +63,8 @@ func cellText(v any) string {
 		return formatPeriod(x)
 	case float64:
 		return strconv.FormatFloat(x, 'f', -1, 64)
+	case workbookPercent:
+		return x.String()
 	}
 	return fmt.Sprint(v)
 }

@@ -25,7 +25,9 @@ import (
 // a path did not find), a bool, or a time.Time (a date cell of a workbook).
 type table struct {
 	// where names the table in errors: `file "a.csv"`, `GET https://…`.
-	where   string
+	where string
+	// name is the table's name in a query: see config.TableName.
+	name    string
 	columns []string
 	rows    []tableRow
 }
@@ -174,6 +176,13 @@ func blank(rec []string) bool {
 	return true
 }
 
+// workbookPercent is a workbook cell formatted as a percentage: the ratio
+// it holds, as the workbook writes it (0.142 for a cell showing 14.2%).
+type workbookPercent string
+
+// String is the cell as the workbook shows it: 14.2%.
+func (p workbookPercent) String() string { return shiftDecimal(string(p)) + "%" }
+
 // cellKind is what a workbook cell's number format says its number is.
 type cellKind byte
 
@@ -185,9 +194,9 @@ const (
 
 // readXLSX reads one worksheet of a workbook: the sheet named opts.Sheet,
 // or the first. Its header is on row opts.HeaderRow. A number formatted as a
-// date becomes a time.Time; one formatted as a percentage becomes text with
-// a % sign, so that 0.142 shown as 14.2% is the ratio 0.142 whatever the
-// mapping's percent says. limit bounds the unpacked workbook.
+// date becomes a time.Time; one formatted as a percentage becomes a
+// workbookPercent, so that 0.142 shown as 14.2% is the ratio 0.142 whatever
+// the mapping's percent says. limit bounds the unpacked workbook.
 func readXLSX(ctx context.Context, data []byte, opts config.TableOptions, limit int64) (t *table, err error) {
 	// The workbook is someone else's file: whatever the library makes of
 	// a malformed one, it fails this run only.
@@ -327,7 +336,7 @@ func readXLSX(ctx context.Context, data []byte, opts config.TableOptions, limit 
 				h, mi, s := tm.Clock()
 				values[i] = time.Date(y, mo, d, h, mi, s, 0, time.FixedZone("", 0))
 			case percentNumber:
-				values[i] = shiftDecimal(strings.TrimSpace(raw)) + "%"
+				values[i] = workbookPercent(strings.TrimSpace(raw))
 			}
 		}
 		t.rows = append(t.rows, tableRow{ref: where + ", row " + strconv.Itoa(n), values: values})

@@ -206,7 +206,7 @@ func TestParseScheduleAcceptsDescriptorsAndRefusesInlineTimeZones(t *testing.T) 
 
 // The shipped example configurations must always load.
 func TestShippedExamplesAreValid(t *testing.T) {
-	for _, f := range []string{"../examples/reference.yml", "../examples/demo/carewatch.yml", "../examples/dfe/benchmarking.yml", "../examples/hr/carewatch.yml"} {
+	for _, f := range []string{"../examples/reference.yml", "../examples/demo/carewatch.yml", "../examples/dfe/benchmarking.yml", "../examples/dfe/long-format.yml", "../examples/hr/carewatch.yml"} {
 		t.Run(f, func(t *testing.T) {
 			if _, err := config.Load(f); err != nil {
 				t.Fatalf("%v", err)

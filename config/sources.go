@@ -280,12 +280,12 @@ func (v *validator) input(p string, cc *CollectorConfig, src *SourceConfig) {
 	}
 	switch typ {
 	case SourceFile:
-		refuse("query", cc.Query != "", "postgres")
 		refuse("http", cc.HTTP != nil, "http")
+		v.rowQuery(p, cc)
 		v.fileInput(p, cc)
 	case SourceHTTP:
-		refuse("query", cc.Query != "", "postgres")
 		refuse("file", cc.File != nil, "file")
+		v.rowQuery(p, cc)
 		refuse("benchmark", cc.Benchmark != nil, "file")
 		v.httpInput(p, cc, src)
 	default:
@@ -316,6 +316,50 @@ func (v *validator) input(p string, cc *CollectorConfig, src *SourceConfig) {
 			v.addf(bp+".neighbours_file", "%q must be a path inside the source's directory", b.NeighboursFile)
 		}
 	}
+}
+
+// rowQuery checks the optional query of a file or http collector. The
+// engine's own parser judges the SQL when the query runs: the tables it
+// names exist only then.
+func (v *validator) rowQuery(p string, cc *CollectorConfig) {
+	if cc.Query != "" && strings.TrimSpace(cc.Query) == "" {
+		v.addf(p+".query", "is blank: give the SQL to run over the rows read, or leave query out")
+	}
+}
+
+// tableName checks a table name given in the config.
+func (v *validator) tableName(p, name string, hasQuery bool) {
+	switch {
+	case !reTable.MatchString(name):
+		v.addf(p, "%q must be lower-case letters, digits and underscores, not starting with a digit", name)
+	case !hasQuery:
+		v.addf(p, "names the table a query reads, and the collector has no query")
+	}
+}
+
+var reTable = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+var reNotTable = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// TableName is the name a query uses for the table of a file or worksheet
+// name: lower-cased, each run of characters other than a-z, 0-9 and _ made
+// one _, with no _ at either end; a name that would be empty or start with a
+// digit is prefixed with t_. "CLA 2025 (final)" is cla_2025_final, "2025"
+// is t_2025.
+func TableName(name string) string {
+	t := strings.Trim(reNotTable.ReplaceAllString(strings.ToLower(strings.TrimSpace(name)), "_"), "_")
+	if t == "" || (t[0] >= '0' && t[0] <= '9') {
+		t = "t_" + t
+	}
+	return strings.TrimSuffix(t, "_")
+}
+
+// FileTableName is the name a query uses for a file read without
+// file.table: TableName of its name without folder and extension, so that
+// returns/episodes.csv is episodes.
+func FileTableName(file string) string {
+	base := path.Base(filepath.ToSlash(file))
+	return TableName(strings.TrimSuffix(base, path.Ext(base)))
 }
 
 func (v *validator) fileInput(p string, cc *CollectorConfig) {
@@ -378,6 +422,33 @@ func (v *validator) fileInput(p string, cc *CollectorConfig) {
 		v.addf(fp+".format", "%q is not one of csv, xlsx (an .xls workbook must be saved as .xlsx or CSV)", f.Format)
 	}
 	v.table(fp, &f.TableOptions)
+	if f.Table != "" {
+		v.tableName(fp+".table", f.Table, cc.Query != "")
+	}
+	if f.Sheets != nil {
+		switch {
+		case f.Format != FormatXLSX && f.Format != "":
+			v.addf(fp+".sheets", "are for an xlsx workbook")
+		case len(f.Sheets) == 0:
+			v.addf(fp+".sheets", "is empty: name the worksheets read, or leave sheets out to read the first")
+		case f.Sheet != "":
+			v.addf(fp+".sheets", "give sheet (one worksheet) or sheets (several), not both")
+		case f.Table != "":
+			v.addf(fp+".table", "is for a file read as one table: with sheets, each sheet is a table named after it")
+		}
+		seen := map[string]string{}
+		for j, sh := range f.Sheets {
+			name := TableName(sh)
+			switch {
+			case strings.TrimSpace(sh) == "":
+				v.addf(fmt.Sprintf("%s.sheets[%d]", fp, j), "is empty")
+			case seen[name] != "":
+				v.addf(fmt.Sprintf("%s.sheets[%d]", fp, j), "%q and %q would both be table %s", seen[name], sh, name)
+			default:
+				seen[name] = sh
+			}
+		}
+	}
 }
 
 func hasNamedGroup(re *regexp.Regexp) bool {
@@ -460,6 +531,11 @@ func (v *validator) httpInput(p string, cc *CollectorConfig, src *SourceConfig) 
 	}
 	if h.Format == "" {
 		h.Format = FormatJSON
+	}
+	if h.Table == "" {
+		h.Table = DefaultHTTPTable
+	} else {
+		v.tableName(hp+".table", h.Table, cc.Query != "")
 	}
 	switch h.Format {
 	case FormatJSON:

@@ -141,7 +141,9 @@ type CollectorConfig struct {
 	Retries      *int     `yaml:"retries"`
 	RetryBackoff Duration `yaml:"retry_backoff"`
 	MaxSeries    int      `yaml:"max_series"`
-	// Query is the SQL a SQL source runs.
+	// Query is the SQL a SQL source runs. For a file or an http source it
+	// is optional: SQL (SQLite's dialect) run over the tables the collector
+	// read, whose result rows are then mapped instead of the tables' rows.
 	Query string `yaml:"query"`
 	// File says which files of a file source the collector reads, and how.
 	File *FileInput `yaml:"file"`
@@ -200,6 +202,14 @@ type FileInput struct {
 	Glob string `yaml:"glob"`
 	// Select is "newest" (the default) or "all".
 	Select string `yaml:"select"`
+	// Table names the table a query reads the file's rows from; every file
+	// the collector reads goes into it, one after the other, so their
+	// columns must agree. By default each file is a table of its own, named
+	// after the file (see TableName).
+	Table string `yaml:"table"`
+	// Sheets are the worksheets of an XLSX workbook read, each as a table
+	// named after the sheet (see TableName); Sheet reads one.
+	Sheets []string `yaml:"sheets"`
 	// NamePattern is a regular expression matched against each file's name;
 	// its named groups, such as (?P<month>\d{4}-\d{2}), become columns of the
 	// file's rows, so that a period or a label can come from the name.
@@ -223,7 +233,10 @@ type HTTPInput struct {
 	// Fields maps a column name to a JSON path from the row, e.g.
 	// {la_code: location.code}; without it, each row object's own keys are
 	// the columns.
-	Fields       map[string]string `yaml:"fields"`
+	Fields map[string]string `yaml:"fields"`
+	// Table names the table a query reads the answer's rows from;
+	// DefaultHTTPTable by default.
+	Table        string `yaml:"table"`
 	TableOptions `yaml:",inline"`
 }
 
@@ -292,6 +305,8 @@ const (
 	DefaultStoreDSNEnv  = "CAREWATCH_DATABASE_URL"
 	DefaultMaxFileSize  = ByteSize(64 << 20)
 	DefaultMaxBodySize  = ByteSize(16 << 20)
+	// DefaultHTTPTable is the table a query reads an HTTP answer from.
+	DefaultHTTPTable = "response"
 )
 
 // EffectiveMaxFileSize is the source's file size limit or the default.
