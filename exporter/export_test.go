@@ -1,4 +1,4 @@
 package exporter
 
 // SetPieceSize sets how many positions of a family are rendered at once.
-func (e *Exporter) SetPieceSize(n int) { e.pieceSize = n }
+func (e *Exporter) SetPieceSize(n int) { e.chunkSize = n }

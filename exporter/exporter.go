@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/carewatch/carewatch/kpi"
 )
 
 // contentType is the text exposition format 0.0.4, with the name escaping
@@ -26,28 +28,13 @@ var contentType = string(expfmt.FmtText.WithEscapingScheme(model.UnderscoreEscap
 // snapshot, and serves it. Its methods are safe for concurrent use.
 type Exporter struct {
 	logger *slog.Logger
-	// setMu serialises Set, so that the snapshot of the last Set to start is
-	// the one that stays, however long each render takes; scrapes never
-	// take it.
+	// setMu serialises Set and Update, so that the snapshot of the last
+	// one to start is the one that stays, however long each render takes;
+	// scrapes never take it.
 	setMu sync.Mutex
 	cur   atomic.Pointer[rendering]
-	// pieceSize is defaultPieceSize; tests make it small.
-	pieceSize int
-}
-
-// rendering is a snapshot with its exposition.
-type rendering struct {
-	snap *Snapshot
-	// plain is the text exposition, one chunk per rendered piece, so that a
-	// large snapshot needs no single buffer of its whole size, nor the slack
-	// of a buffer grown by doubling.
-	plain [][]byte
-	size  int
-	// gz is the same exposition as one gzip member.
-	gz []byte
-	// families are the rendered family names, so that a self-metric family
-	// of the same name can be left out instead of breaking the exposition.
-	families map[string]struct{}
+	// chunkSize is defaultChunkSize; tests make it small.
+	chunkSize int
 }
 
 // New returns an exporter without a snapshot: it is not ready, and its
@@ -56,7 +43,7 @@ func New(logger *slog.Logger) *Exporter {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Exporter{logger: logger, pieceSize: defaultPieceSize}
+	return &Exporter{logger: logger, chunkSize: defaultChunkSize}
 }
 
 // Set renders s and makes it the current snapshot. Scrapes in flight keep
@@ -68,7 +55,36 @@ func (e *Exporter) Set(s *Snapshot) error {
 	}
 	e.setMu.Lock()
 	defer e.setMu.Unlock()
-	r, err := render(s, e.pieceSize)
+	r, err := render(s, e.chunkSize, nil, nil)
+	if err != nil {
+		return fmt.Errorf("exporter: rendering snapshot: %w", err)
+	}
+	e.cur.Store(r)
+	return nil
+}
+
+// ErrNoSnapshot is returned by Update before the first Set.
+var ErrNoSnapshot = errors.New("exporter: no snapshot to update")
+
+// Update publishes what one run changed: series holds the latest states of
+// the series the run wrote (as kpi.Store's Latest would return them), and
+// health the health of every collector. The current snapshot's other
+// series stay as they are, and only the parts of the exposition whose lines
+// changed are rendered again, so an update costs what the run changed, not
+// what the snapshot holds. States of KPIs the snapshot does not export are
+// left out and logged; a new catalogue needs a new snapshot (Set).
+func (e *Exporter) Update(series []kpi.SeriesState, health []kpi.CollectorHealth) error {
+	e.setMu.Lock()
+	defer e.setMu.Unlock()
+	prev := e.cur.Load()
+	if prev == nil {
+		return ErrNoSnapshot
+	}
+	s, diffs := prev.snap.with(series, health)
+	for _, p := range s.problems[len(prev.snap.problems):] {
+		e.logger.Warn("left out of /metrics", "problem", p)
+	}
+	r, err := render(s, e.chunkSize, prev, diffs)
 	if err != nil {
 		return fmt.Errorf("exporter: rendering snapshot: %w", err)
 	}
@@ -87,97 +103,13 @@ func (e *Exporter) Current() *Snapshot {
 // Ready reports whether a snapshot has been set.
 func (e *Exporter) Ready() bool { return e.cur.Load() != nil }
 
-// defaultPieceSize bounds the metrics gathered at once while rendering: a
-// few megabytes of protobuf form instead of hundreds for a large snapshot.
-const defaultPieceSize = 10_000
-
-// render writes s's exposition a piece at a time, each piece through its own
-// private registry: the registry's checks, ordering and escaping apply,
-// while the transient protobuf form of the metrics stays bounded.
-func render(s *Snapshot, pieceSize int) (*rendering, error) {
-	r := &rendering{snap: s, families: make(map[string]struct{})}
-	var gzBuf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gzBuf, gzip.DefaultCompression)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	for _, f := range s.families() {
-		for _, p := range f.parts {
-			for lo := 0; lo < p.n; lo += pieceSize {
-				buf.Reset()
-				hi := min(lo+pieceSize, p.n)
-				if err := renderPiece(&buf, f.name, func(ch chan<- prometheus.Metric) { p.emit(ch, lo, hi) }, r.families); err != nil {
-					return nil, fmt.Errorf("family %s: %w", f.name, err)
-				}
-				if buf.Len() == 0 {
-					continue
-				}
-				chunk := bytes.Clone(buf.Bytes())
-				r.plain = append(r.plain, chunk)
-				r.size += len(chunk)
-				if _, err := zw.Write(chunk); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	r.gz = bytes.Clone(gzBuf.Bytes())
-	return r, nil
-}
-
-// renderPiece gathers what collect sends, which must all belong to the
-// family name, and encodes it to w. The family's HELP and TYPE lines are
-// written only with its first metrics: seen records the families begun.
-func renderPiece(w *bytes.Buffer, name string, collect familyCollector, seen map[string]struct{}) error {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collect); err != nil {
-		return err
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return err
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			return fmt.Errorf("piece has metrics of family %s", mf.GetName())
-		}
-		_, begun := seen[name]
-		if begun {
-			mf.Help = nil
-		}
-		start := w.Len()
-		if err := expfmt.NewEncoder(w, expfmt.Format(contentType)).Encode(mf); err != nil {
-			return err
-		}
-		if begun {
-			// Without Help, the text format begins with the TYPE line,
-			// which a continued family must not repeat.
-			b := w.Bytes()[start:]
-			typeLine := bytes.IndexByte(b, '\n') + 1
-			n := copy(b, b[typeLine:])
-			w.Truncate(start + n)
-		}
-		seen[name] = struct{}{}
-	}
-	return nil
-}
-
-// familyCollector is an unchecked collector of one family.
-type familyCollector func(ch chan<- prometheus.Metric)
-
-func (familyCollector) Describe(chan<- *prometheus.Desc)      {}
-func (f familyCollector) Collect(ch chan<- prometheus.Metric) { f(ch) }
-
-// Handler serves the exposition: the current snapshot's, rendered by Set,
-// followed by the self-metrics gathered from self at each scrape (self may be
-// nil). With Accept-Encoding: gzip the response is the snapshot's cached gzip
-// member followed by a gzip member of the self-metrics; a gzip stream may be
-// a series of members (RFC 1952), and Go's gzip reader, which Prometheus
-// uses, reads them all.
+// Handler serves the exposition: the current snapshot's, rendered by Set or
+// Update, followed by the self-metrics gathered from self at each scrape
+// (self may be nil). With Accept-Encoding: gzip the response is the
+// snapshot's cached gzip members followed by a gzip member of the
+// self-metrics; a gzip stream may be a series of members (RFC 1952), and
+// Go's gzip reader, which Prometheus uses, reads them all. Without it, the
+// cached members are inflated as they are written.
 func (e *Exporter) Handler(self prometheus.Gatherer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
@@ -204,28 +136,34 @@ func (e *Exporter) Handler(self prometheus.Gatherer) http.Handler {
 				http.Error(w, "compressing self-metrics: "+err.Error(), http.StatusInternalServerError)
 				return
 			}
-			var cached []byte
+			var members [][]byte
+			size := gzSelf.Len()
 			if r != nil {
-				cached = r.gz
+				members, size = r.members, size+r.gzSize
 			}
 			h.Set("Content-Encoding", "gzip")
-			h.Set("Content-Length", strconv.Itoa(len(cached)+gzSelf.Len()))
+			h.Set("Content-Length", strconv.Itoa(size))
 			if req.Method == http.MethodHead {
 				return
 			}
-			e.write(w, cached, gzSelf.Bytes())
+			e.write(w, append(members[:len(members):len(members)], gzSelf.Bytes())...)
 			return
 		}
 		size := selfBuf.Len()
-		var chunks [][]byte
 		if r != nil {
-			chunks, size = r.plain, size+r.size
+			size += r.plainSize
 		}
 		h.Set("Content-Length", strconv.Itoa(size))
 		if req.Method == http.MethodHead {
 			return
 		}
-		e.write(w, append(chunks[:len(chunks):len(chunks)], selfBuf.Bytes())...)
+		if r != nil {
+			if err := writePlain(w, r.members); err != nil {
+				e.logger.Debug("writing metrics", "err", err)
+				return
+			}
+		}
+		e.write(w, selfBuf.Bytes())
 	})
 }
 

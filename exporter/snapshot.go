@@ -165,6 +165,9 @@ type kpiEntry struct {
 	info      *prometheus.Desc
 	benchmark *prometheus.Desc
 	infoLabel [3]string
+
+	// text holds the templates of the entry's lines in the text exposition.
+	text entryText
 }
 
 type collectorDescs struct {
@@ -186,23 +189,27 @@ const (
 		"England), as the KPI's own_series says; such a series has a value and a status, but KPI alerts are about the council's own series only."
 )
 
+// Help texts of the collector families.
+const (
+	lastRunSuccessHelp  = "Whether the collector's latest finished run succeeded (1) or failed (0)."
+	lastSuccessTimeHelp = "Unix time at which the collector's latest successful run finished; absent if it never succeeded."
+	lastRunTimeHelp     = "Unix time at which the collector's latest run finished."
+	lastRunDurationHelp = "Duration of the collector's latest run, retries included."
+	runsHelp            = "Runs of the collector recorded in the store, successful or not."
+	failuresHelp        = "Failed runs of the collector recorded in the store."
+	observationsHelp    = "Observations written by the collector's latest successful run."
+)
+
 func newCollectorDescs() collectorDescs {
 	l := []string{collectorLabel}
 	return collectorDescs{
-		lastRunSuccess: prometheus.NewDesc(CollectorLastRunSuccessMetric,
-			"Whether the collector's latest finished run succeeded (1) or failed (0).", l, nil),
-		lastSuccessTime: prometheus.NewDesc(CollectorLastSuccessTimeMetric,
-			"Unix time at which the collector's latest successful run finished; absent if it never succeeded.", l, nil),
-		lastRunTime: prometheus.NewDesc(CollectorLastRunTimeMetric,
-			"Unix time at which the collector's latest run finished.", l, nil),
-		lastRunDuration: prometheus.NewDesc(CollectorLastRunDurationMetric,
-			"Duration of the collector's latest run, retries included.", l, nil),
-		runs: prometheus.NewDesc(CollectorRunsMetric,
-			"Runs of the collector recorded in the store, successful or not.", l, nil),
-		failures: prometheus.NewDesc(CollectorFailuresMetric,
-			"Failed runs of the collector recorded in the store.", l, nil),
-		observations: prometheus.NewDesc(CollectorLastRunObservationsMetric,
-			"Observations written by the collector's latest successful run.", l, nil),
+		lastRunSuccess:  prometheus.NewDesc(CollectorLastRunSuccessMetric, lastRunSuccessHelp, l, nil),
+		lastSuccessTime: prometheus.NewDesc(CollectorLastSuccessTimeMetric, lastSuccessTimeHelp, l, nil),
+		lastRunTime:     prometheus.NewDesc(CollectorLastRunTimeMetric, lastRunTimeHelp, l, nil),
+		lastRunDuration: prometheus.NewDesc(CollectorLastRunDurationMetric, lastRunDurationHelp, l, nil),
+		runs:            prometheus.NewDesc(CollectorRunsMetric, runsHelp, l, nil),
+		failures:        prometheus.NewDesc(CollectorFailuresMetric, failuresHelp, l, nil),
+		observations:    prometheus.NewDesc(CollectorLastRunObservationsMetric, observationsHelp, l, nil),
 	}
 }
 
@@ -287,23 +294,29 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 		s.series += len(e.series)
 	}
 
-	s.health = slices.Clone(health)
-	slices.SortStableFunc(s.health, func(a, b kpi.CollectorHealth) int { return strings.Compare(a.Collector, b.Collector) })
-	s.health = slices.CompactFunc(s.health, func(a, b kpi.CollectorHealth) bool {
-		if a.Collector == b.Collector {
-			s.problem(fmt.Errorf("collector %q: more than one health record; the first is kept", b.Collector))
-			return true
-		}
-		return false
-	})
-	s.health = slices.DeleteFunc(s.health, func(h kpi.CollectorHealth) bool {
-		if !utf8.ValidString(h.Collector) {
-			s.problem(fmt.Errorf("collector %q: name is not valid UTF-8", h.Collector))
-			return true
-		}
-		return false
-	})
+	s.health = cleanHealth(health, s.problem)
 	return s
+}
+
+// cleanHealth sorts a copy of health by collector and leaves out, as
+// problems, a second record of a collector and a name that is not UTF-8.
+func cleanHealth(health []kpi.CollectorHealth, problem func(error)) []kpi.CollectorHealth {
+	hs := slices.Clone(health)
+	slices.SortStableFunc(hs, func(a, b kpi.CollectorHealth) int { return strings.Compare(a.Collector, b.Collector) })
+	hs = slices.CompactFunc(hs, func(a, b kpi.CollectorHealth) bool {
+		if a.Collector == b.Collector {
+			problem(fmt.Errorf("collector %q: more than one health record; the first is kept", b.Collector))
+			return true
+		}
+		return false
+	})
+	return slices.DeleteFunc(hs, func(h kpi.CollectorHealth) bool {
+		if !utf8.ValidString(h.Collector) {
+			problem(fmt.Errorf("collector %q: name is not valid UTF-8", h.Collector))
+			return true
+		}
+		return false
+	})
 }
 
 func checkSeries(k *kpi.KPI, st *kpi.SeriesState) error {
@@ -351,6 +364,7 @@ func newKPIEntry(k *kpi.KPI) *kpiEntry {
 		info:      prometheus.NewDesc(InfoMetric, infoHelp, []string{"metric", "unit", "direction"}, named),
 		benchmark: prometheus.NewDesc(BenchmarkMetric, benchmarkHelp, k.Labels, named),
 		infoLabel: [3]string{k.MetricName(), k.Unit, k.Direction.String()},
+		text:      newEntryText(k, help),
 	}
 }
 
@@ -442,75 +456,127 @@ func (s *Snapshot) Collect(ch chan<- prometheus.Metric) {
 }
 
 // A family is one metric family of the snapshot, as parts (one per KPI for
-// the shared families) that can be collected a range at a time. That lets
-// the exporter render a snapshot of any size in pieces of bounded size,
-// which matters because client_golang holds a piece's metrics in protobuf
-// form, several hundred bytes each, while it sorts and encodes them.
+// the shared families) that can be collected or written a range at a time.
+// That lets the exporter render a snapshot of any size in chunks of bounded
+// size, and render again only the chunks a run changed.
 //
-// Within a part, emit sends metrics in the order a prometheus.Registry sorts
-// them (by label values, labels taken in name order), so that pieces gathered
-// separately and concatenated are byte for byte what one registry would
-// render for that part.
+// Within a part, emit sends metrics, and text writes lines, in the order a
+// prometheus.Registry sorts them (by label values, labels taken in name
+// order), so that chunks rendered separately and concatenated are byte for
+// byte what one registry would render for that part.
 type family struct {
 	name  string
+	help  string
+	typ   string
 	parts []part
 }
 
+// partKind says which of a KPI entry's families a part belongs to.
+type partKind int8
+
+const (
+	partOther partKind = iota
+	partValues
+	partStatus
+	partThresholds
+	partPeriods
+	partBenchmarks
+)
+
 type part struct {
 	// n is the number of positions; emit sends the metrics of positions
-	// [lo, hi), at most one per position.
+	// [lo, hi), at most one per position, and text appends their lines.
 	n    int
 	emit func(ch chan<- prometheus.Metric, lo, hi int)
+	text func(buf []byte, lo, hi int) []byte
+	// entry and kind name a part of one KPI's series, which a rendering
+	// can keep while the entry stays the same; entry is nil for parts
+	// that are rendered again every time (catalogue and health).
+	entry *kpiEntry
+	kind  partKind
 }
 
 // families returns the snapshot's families in name order. Across the KPIs of
 // a shared family, series are in KPI name order.
 func (s *Snapshot) families() []family {
 	var fs []family
-	add := func(name string, parts ...part) { fs = append(fs, family{name: name, parts: parts}) }
-	kpiParts := func(f func(e *kpiEntry) part) []part {
+	add := func(name, help, typ string, parts ...part) {
+		fs = append(fs, family{name: name, help: help, typ: typ, parts: parts})
+	}
+	kpiParts := func(kind partKind) []part {
 		ps := make([]part, 0, len(s.kpis))
 		for _, e := range s.kpis {
-			ps = append(ps, f(e))
+			ps = append(ps, e.part(kind))
 		}
 		return ps
 	}
 
 	for _, e := range s.kpis {
-		add(e.k.MetricName(), part{n: len(e.series), emit: e.emitValues})
+		add(e.k.MetricName(), e.text.help, "gauge", e.part(partValues))
 	}
-	add(BenchmarkMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitBenchmarks} })...)
-	add(StatusMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitStatus} })...)
-	add(ThresholdMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.thresholdOrder), emit: e.emitThresholds} })...)
-	add(PeriodMetric, kpiParts(func(e *kpiEntry) part { return part{n: len(e.series), emit: e.emitPeriods} })...)
-	add(MaxAgeMetric, part{n: 1, emit: s.emitMaxAges})
-	add(InfoMetric, part{n: 1, emit: s.emitInfo})
+	add(BenchmarkMetric, benchmarkHelp, "gauge", kpiParts(partBenchmarks)...)
+	add(StatusMetric, statusHelp, "gauge", kpiParts(partStatus)...)
+	add(ThresholdMetric, thresholdHelp, "gauge", kpiParts(partThresholds)...)
+	add(PeriodMetric, periodHelp, "gauge", kpiParts(partPeriods)...)
+	add(MaxAgeMetric, maxAgeHelp, "gauge", part{n: 1, emit: s.emitMaxAges, text: s.textMaxAges})
+	add(InfoMetric, infoHelp, "gauge", part{n: 1, emit: s.emitInfo, text: s.textInfo})
 
 	d := &s.collector
-	add(CollectorLastRunSuccessMetric, s.healthPart(d.lastRunSuccess, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return boolValue(h.LastRunOK), !h.LastRunAt.IsZero()
-	}))
-	add(CollectorLastSuccessTimeMetric, s.healthPart(d.lastSuccessTime, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return unixSeconds(h.LastSuccessAt), !h.LastSuccessAt.IsZero()
-	}))
-	add(CollectorLastRunTimeMetric, s.healthPart(d.lastRunTime, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return unixSeconds(h.LastRunAt), !h.LastRunAt.IsZero()
-	}))
-	add(CollectorLastRunDurationMetric, s.healthPart(d.lastRunDuration, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return h.LastRunDuration.Seconds(), !h.LastRunAt.IsZero()
-	}))
-	add(CollectorRunsMetric, s.healthPart(d.runs, prometheus.CounterValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return float64(h.Runs), true
-	}))
-	add(CollectorFailuresMetric, s.healthPart(d.failures, prometheus.CounterValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return float64(h.Failures), true
-	}))
-	add(CollectorLastRunObservationsMetric, s.healthPart(d.observations, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
-		return float64(h.LastObservations), !h.LastSuccessAt.IsZero()
-	}))
+	for _, h := range []struct {
+		name, help string
+		desc       *prometheus.Desc
+		t          prometheus.ValueType
+		value      func(h *kpi.CollectorHealth) (float64, bool)
+	}{
+		{CollectorLastRunSuccessMetric, lastRunSuccessHelp, d.lastRunSuccess, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return boolValue(h.LastRunOK), !h.LastRunAt.IsZero()
+		}},
+		{CollectorLastSuccessTimeMetric, lastSuccessTimeHelp, d.lastSuccessTime, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return unixSeconds(h.LastSuccessAt), !h.LastSuccessAt.IsZero()
+		}},
+		{CollectorLastRunTimeMetric, lastRunTimeHelp, d.lastRunTime, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return unixSeconds(h.LastRunAt), !h.LastRunAt.IsZero()
+		}},
+		{CollectorLastRunDurationMetric, lastRunDurationHelp, d.lastRunDuration, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return h.LastRunDuration.Seconds(), !h.LastRunAt.IsZero()
+		}},
+		{CollectorRunsMetric, runsHelp, d.runs, prometheus.CounterValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return float64(h.Runs), true
+		}},
+		{CollectorFailuresMetric, failuresHelp, d.failures, prometheus.CounterValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return float64(h.Failures), true
+		}},
+		{CollectorLastRunObservationsMetric, observationsHelp, d.observations, prometheus.GaugeValue, func(h *kpi.CollectorHealth) (float64, bool) {
+			return float64(h.LastObservations), !h.LastSuccessAt.IsZero()
+		}},
+	} {
+		typ := "gauge"
+		if h.t == prometheus.CounterValue {
+			typ = "counter"
+		}
+		add(h.name, h.help, typ, s.healthPart(h.name, h.desc, h.t, h.value))
+	}
 
 	slices.SortStableFunc(fs, func(a, b family) int { return strings.Compare(a.name, b.name) })
 	return fs
+}
+
+// part returns one of the entry's parts.
+func (e *kpiEntry) part(kind partKind) part {
+	p := part{entry: e, kind: kind, n: len(e.series)}
+	switch kind {
+	case partValues:
+		p.emit, p.text = e.emitValues, e.textValues
+	case partStatus:
+		p.emit, p.text = e.emitStatus, e.textStatus
+	case partThresholds:
+		p.n, p.emit, p.text = len(e.thresholdOrder), e.emitThresholds, e.textThresholds
+	case partPeriods:
+		p.emit, p.text = e.emitPeriods, e.textPeriods
+	case partBenchmarks:
+		p.emit, p.text = e.emitBenchmarks, e.textBenchmarks
+	}
+	return p
 }
 
 // emit sends a const metric. NewSnapshot has already checked everything that
@@ -589,15 +655,28 @@ func (s *Snapshot) emitInfo(ch chan<- prometheus.Metric, _, _ int) {
 	}
 }
 
-func (s *Snapshot) healthPart(d *prometheus.Desc, t prometheus.ValueType, value func(*kpi.CollectorHealth) (float64, bool)) part {
-	return part{n: len(s.health), emit: func(ch chan<- prometheus.Metric, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			h := &s.health[i]
-			if v, ok := value(h); ok {
-				emit(ch, d, t, v, h.Collector)
+func (s *Snapshot) healthPart(name string, d *prometheus.Desc, t prometheus.ValueType, value func(*kpi.CollectorHealth) (float64, bool)) part {
+	line := newLineTemplate(name, []string{collectorLabel}, nil)
+	return part{
+		n: len(s.health),
+		emit: func(ch chan<- prometheus.Metric, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				h := &s.health[i]
+				if v, ok := value(h); ok {
+					emit(ch, d, t, v, h.Collector)
+				}
 			}
-		}
-	}}
+		},
+		text: func(buf []byte, lo, hi int) []byte {
+			for i := lo; i < hi; i++ {
+				h := &s.health[i]
+				if v, ok := value(h); ok {
+					buf = line.append(buf, []string{h.Collector}, v)
+				}
+			}
+			return buf
+		},
+	}
 }
 
 func boolValue(b bool) float64 {

@@ -1,0 +1,156 @@
+package exporter_test
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/carewatch/carewatch/exporter"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// wideFixture is the fixture with a KPI of many series whose labels sort
+// before and after the kpi and level labels the shared families add, with
+// label values the text format must escape and values it spells specially.
+func wideFixture() (fixture, *kpi.KPI) {
+	wide := &kpi.KPI{
+		Name: "adults_reviews_overdue", Help: "Reviews overdue,\nby \\ team.", Direction: kpi.LowerIsBetter,
+		Labels:     []string{"team", "authority", "zone", "band"},
+		Thresholds: kpi.Thresholds{Amber: kpi.At(5), Red: kpi.At(10)},
+		Overrides:  []kpi.Override{{Match: map[string]string{"band": "b"}, Thresholds: kpi.Thresholds{Red: kpi.At(3)}}},
+		OwnSeries:  map[string]string{"zone": "z"},
+		MaxAge:     time.Hour,
+	}
+	f := newFixture()
+	f.cat[wide.Name] = wide
+	i := 0
+	for _, team := range []string{"t2", `t"1`, "", "a\\b\nc"} {
+		for _, auth := range []string{"E2", "E1"} {
+			for _, zone := range []string{"z", "a"} {
+				for _, band := range []string{"b", "a"} {
+					i++
+					v := kpi.Known(float64(i%12) - 1)
+					switch i % 7 {
+					case 0:
+						v = kpi.Missing
+					case 3:
+						v = kpi.Known(math.Inf(1))
+					case 5:
+						v = kpi.Known(0.1 + 0.2)
+					}
+					f.series = append(f.series, state(wide, day("2025-03-31"), v, team, auth, zone, band))
+				}
+			}
+		}
+	}
+	return f, wide
+}
+
+func scrapePlain(t *testing.T, e *exporter.Exporter) []byte {
+	t.Helper()
+	_, body := get(t, http.MethodGet, newServer(t, e, nil).URL, "")
+	return body
+}
+
+func sortedLines(b []byte) []byte {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	slices.SortFunc(lines, bytes.Compare)
+	return bytes.Join(lines, nil)
+}
+
+// TestTextIsWhatARegistryRenders holds the exposition the snapshot writes
+// itself to what client_golang's registry and expfmt write for the same
+// metrics. Only the order of the KPIs within a shared family may differ.
+func TestTextIsWhatARegistryRenders(t *testing.T) {
+	f, _ := wideFixture()
+	e := exporter.New(nil)
+	mustSet(t, e, f.snapshot())
+	got := scrapePlain(t, e)
+	var want bytes.Buffer
+	if err := writeCollected(&want, f.snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sortedLines(got), sortedLines(want.Bytes())) {
+		t.Errorf("the exporter's text differs from the registry's:\n%s\n--- registry\n%s", got, want.Bytes())
+	}
+	parse(t, got)
+}
+
+// TestUpdateServesWhatAFullRebuildServes applies runs to a snapshot, each
+// changing some series (values, statuses, periods), adding some, and naming
+// a KPI that is not exported, and compares the exposition, chunk sizes
+// large and small, with the one of a snapshot built from scratch from the
+// same states.
+func TestUpdateServesWhatAFullRebuildServes(t *testing.T) {
+	base, wide := wideFixture()
+	caseload := base.cat["children_sw_caseload_average"]
+	stranger := &kpi.KPI{Name: "not_in_catalogue", Direction: kpi.LowerIsBetter}
+	runs := []struct {
+		name   string
+		series []kpi.SeriesState
+		health []kpi.CollectorHealth
+	}{
+		{"values of some series change", []kpi.SeriesState{
+			state(wide, day("2025-03-31"), kpi.Known(11), "t2", "E1", "a", "b"),
+			state(wide, day("2025-03-31"), kpi.Known(4), "", "E2", "z", "a"),
+		}, base.health},
+		{"a new period, a missing value and a new series", []kpi.SeriesState{
+			state(wide, day("2025-04-30"), kpi.Missing, "t2", "E1", "a", "b"),
+			state(wide, day("2025-04-30"), kpi.Known(2), "t0", "E1", "a", "b"),
+			state(caseload, day("2025-04-30"), kpi.Known(30), "children", "Team A"),
+		}, append(slices.Clone(base.health), kpi.CollectorHealth{Collector: "new_one", Runs: 1, LastRunOK: true,
+			LastRunAt: time.Date(2025, 5, 1, 6, 0, 0, 0, time.UTC), LastSuccessAt: time.Date(2025, 5, 1, 6, 0, 0, 0, time.UTC)})},
+		{"nothing changes but the health", nil, base.health[:1]},
+		{"a KPI the snapshot does not export is left out", []kpi.SeriesState{
+			state(stranger, day("2025-04-30"), kpi.Known(1)),
+			state(wide, day("2025-04-30"), kpi.Known(7), `t"1`, "E2", "a", "a"),
+		}, base.health},
+	}
+	for _, size := range []int{1, 2, 3, 7, 1000} {
+		t.Run(fmt.Sprintf("chunks of %d", size), func(t *testing.T) {
+			e := exporter.New(nil)
+			e.SetPieceSize(size)
+			mustSet(t, e, base.snapshot())
+			states := slices.Clone(base.series)
+			for _, run := range runs {
+				if err := e.Update(run.series, run.health); err != nil {
+					t.Fatalf("%s: %v", run.name, err)
+				}
+				states = merge(states, run.series)
+				full := exporter.New(nil)
+				full.SetPieceSize(size)
+				mustSet(t, full, exporter.NewSnapshot(base.cat, states, run.health))
+				got, want := scrapePlain(t, e), scrapePlain(t, full)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s: the updated exposition differs from a full rebuild:\n%s\n--- full rebuild\n%s", run.name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// merge replaces the states of the same series, and adds the others.
+func merge(states, with []kpi.SeriesState) []kpi.SeriesState {
+	out := slices.Clone(states)
+	for _, w := range with {
+		i := slices.IndexFunc(out, func(s kpi.SeriesState) bool {
+			return s.KPI.Name == w.KPI.Name && slices.Equal(s.Labels, w.Labels)
+		})
+		if i < 0 {
+			out = append(out, w)
+		} else {
+			out[i] = w
+		}
+	}
+	return out
+}
+
+func TestUpdateNeedsASnapshot(t *testing.T) {
+	if err := exporter.New(nil).Update(nil, nil); err != exporter.ErrNoSnapshot {
+		t.Errorf("Update before Set = %v, want ErrNoSnapshot", err)
+	}
+}
