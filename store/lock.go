@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,12 +79,33 @@ func (s *Store) releaseLocks() {
 	}
 }
 
-// Listen calls fn with the collector's name each time a run is saved, by
-// this or any other process sharing the database, until ctx ends; then it
-// returns nil. fn is also called with "" once listening has begun and after
-// every reconnection, when notifications may have been missed: the caller
-// should then refresh everything. fn is called from one goroutine at a time.
-func (s *Store) Listen(ctx context.Context, fn func(collector string)) error {
+// Notification is a run another process (or this one) recorded.
+type Notification struct {
+	Collector string
+	RunID     int64
+	// Own is true for a run this store recorded itself.
+	Own bool
+}
+
+// parseNotification reads a NotifyChannel payload. A payload it cannot
+// read (another version's) names the collector and no run.
+func (s *Store) parseNotification(payload string) Notification {
+	instance, rest, ok := strings.Cut(payload, " ")
+	if ok {
+		id, collector, ok := strings.Cut(rest, " ")
+		if runID, err := strconv.ParseInt(id, 10, 64); ok && err == nil && runID > 0 {
+			return Notification{Collector: collector, RunID: runID, Own: instance == s.instance}
+		}
+	}
+	return Notification{Collector: payload}
+}
+
+// Listen calls fn for each run saved, by this or any other process sharing
+// the database, until ctx ends; then it returns nil. fn is also called with
+// the zero Notification once listening has begun and after every
+// reconnection, when notifications may have been missed: the caller should
+// then refresh everything. fn is called from one goroutine at a time.
+func (s *Store) Listen(ctx context.Context, fn func(Notification)) error {
 	l := pq.NewListener(s.dsn, time.Second, time.Minute, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventConnectionAttemptFailed, pq.ListenerEventDisconnected:
@@ -107,7 +130,7 @@ func (s *Store) Listen(ctx context.Context, fn func(collector string)) error {
 		<-listening
 		return nil
 	}
-	fn("")
+	fn(Notification{})
 
 	// A ping now and then notices a dead connection that would otherwise
 	// wait for notifications forever.
@@ -122,9 +145,9 @@ func (s *Store) Listen(ctx context.Context, fn func(collector string)) error {
 				return fmt.Errorf("store: listen on %s: the listener closed", NotifyChannel)
 			}
 			if n == nil {
-				fn("")
+				fn(Notification{})
 			} else {
-				fn(n.Extra)
+				fn(s.parseNotification(n.Extra))
 			}
 		case <-ping.C:
 			if err := l.Ping(); err != nil {

@@ -19,9 +19,26 @@ import (
 // left out: it belongs to an older definition. The states are ordered by
 // KPI name, then label set.
 func (s *Store) Latest(ctx context.Context, c kpi.Catalogue) ([]kpi.SeriesState, error) {
+	return s.latest(ctx, c, "", nil)
+}
+
+// RunLatest is Latest for the series run runID wrote a value of (a new
+// period or a revision) only: what a replica told of the run must read to
+// serve what the run changed. A run that changed nothing has none.
+func (s *Store) RunLatest(ctx context.Context, c kpi.Catalogue, runID int64) ([]kpi.SeriesState, error) {
+	return s.latest(ctx, c, `AND s.id IN (SELECT series_id FROM observations WHERE run_id = $2)`, runID)
+}
+
+// latest reads the latest states of the series of c's KPIs that also meet
+// the condition and, with $2 as arg.
+func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any) ([]kpi.SeriesState, error) {
 	names := c.Names()
 	if len(names) == 0 {
 		return nil, nil
+	}
+	args := []any{pq.Array(names)}
+	if and != "" {
+		args = append(args, arg)
 	}
 	// The lateral subquery reads one row per series backwards along the
 	// primary key, however long the history.
@@ -33,8 +50,8 @@ func (s *Store) Latest(ctx context.Context, c kpi.Catalogue) ([]kpi.SeriesState,
 			WHERE series_id = s.id ORDER BY period DESC LIMIT 1
 		) o
 		LEFT JOIN runs r ON r.id = o.run_id
-		WHERE s.kpi = ANY($1::text[])
-		ORDER BY s.kpi, s.labels`, pq.Array(names))
+		WHERE s.kpi = ANY($1::text[]) `+and+`
+		ORDER BY s.kpi, s.labels`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: latest values: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -32,7 +33,7 @@ import (
 // recorded as a status event. The result lists those changes.
 //
 // The commit sends a notification on NotifyChannel, so that other replicas
-// know the collector's data changed.
+// know the collector's data changed and which run changed it.
 //
 // A NaN or infinite value is stored and judged as missing: no KPI takes such
 // a value, and a division by zero is missing, not infinite.
@@ -75,7 +76,7 @@ func (s *Store) saveFailedRun(ctx context.Context, run kpi.Run) (kpi.RunResult, 
 		if id, err = insertRun(ctx, tx, run, 0); err != nil {
 			return err
 		}
-		return notify(ctx, tx, run.Collector)
+		return s.notify(ctx, tx, id, run.Collector)
 	})
 	if err != nil {
 		return kpi.RunResult{}, fmt.Errorf("store: collector %q: saving failed run: %w", run.Collector, err)
@@ -103,10 +104,12 @@ func insertRun(ctx context.Context, tx *sqlx.Conn, run kpi.Run, n int) (int64, e
 	return id, nil
 }
 
-func notify(ctx context.Context, tx *sqlx.Conn, collector string) error {
+// notify announces a run on NotifyChannel (see Notification).
+func (s *Store) notify(ctx context.Context, tx *sqlx.Conn, runID int64, collector string) error {
 	// Sent inside the transaction, the notification is delivered at commit
 	// and only if the commit succeeds.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, collector); err != nil {
+	payload := s.instance + " " + strconv.FormatInt(runID, 10) + " " + collector
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, payload); err != nil {
 		return fmt.Errorf("notifying %s: %w", NotifyChannel, err)
 	}
 	return nil
@@ -279,7 +282,7 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 			res.RunID, res.Inserted, res.Revised); err != nil {
 			return fmt.Errorf("recording the run's counts: %w", err)
 		}
-		return notify(ctx, tx, run.Collector)
+		return s.notify(ctx, tx, res.RunID, run.Collector)
 	})
 	if err != nil {
 		return res, nil, err

@@ -15,6 +15,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +36,8 @@ import (
 const ApplicationName = "carewatch"
 
 // NotifyChannel is the PostgreSQL notification channel on which SaveRun
-// announces every recorded run, with the collector's name as the payload.
+// announces every recorded run. The payload is the writing store's
+// instance ID, the run's ID and the collector's name, separated by spaces.
 const NotifyChannel = "carewatch_runs"
 
 // Options configures Open. The zero value is usable.
@@ -61,8 +64,10 @@ type Store struct {
 	// as soon as its holder lets go of it.
 	lockDB *sqlx.DB
 	dsn    string
-	logger *slog.Logger
-	now    func() time.Time
+	// instance tells this store's notifications from other processes'.
+	instance string
+	logger   *slog.Logger
+	now      func() time.Time
 
 	// mu guards locks and known.
 	mu sync.Mutex
@@ -124,13 +129,20 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	lockDB.SetMaxIdleConns(0)
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		db.Close()
+		lockDB.Close()
+		return nil, fmt.Errorf("store: instance ID: %w", err)
+	}
 	return &Store{
-		db:     db,
-		lockDB: lockDB,
-		dsn:    dsn,
-		logger: o.Logger,
-		now:    o.Now,
-		locks:  make(map[*sync.Once]func()),
+		db:       db,
+		lockDB:   lockDB,
+		dsn:      dsn,
+		instance: hex.EncodeToString(id[:]),
+		logger:   o.Logger,
+		now:      o.Now,
+		locks:    make(map[*sync.Once]func()),
 	}, nil
 }
 

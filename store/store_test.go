@@ -813,6 +813,56 @@ func TestLatest(t *testing.T) {
 	})
 }
 
+func TestRunLatestReadsTheSeriesTheRunWrote(t *testing.T) {
+	s, _, _ := newStore(t)
+	k, h := caseload(), headcount()
+	cat := kpi.Catalogue{k.Name: k, h.Name: h}
+	ctx := context.Background()
+	save(t, s, run("caseload", t0),
+		obs(k, day(2), kpi.Known(19), "children", "north"),
+		obs(k, day(2), kpi.Known(12), "children", "south"),
+		obs(h, day(2), kpi.Known(200), "children"),
+	)
+	// north unchanged, south revised, east new, an earlier period of the
+	// headcount backfilled.
+	r2 := save(t, s, run("caseload", t0.Add(time.Hour)),
+		obs(k, day(2), kpi.Known(19), "children", "north"),
+		obs(k, day(2), kpi.Known(23), "children", "south"),
+		obs(k, day(2), kpi.Known(5), "children", "east"),
+		obs(h, day(1), kpi.Known(150), "children"),
+	)
+	got, err := s.RunLatest(ctx, cat, r2.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Latest(ctx, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []kpi.SeriesState
+	for _, st := range all {
+		if !(st.KPI == k && st.Labels[1] == "north") {
+			want = append(want, st)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("RunLatest = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if !sameState(got[i], want[i]) {
+			t.Errorf("state %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got[len(got)-1].Value != kpi.Known(200) {
+		t.Errorf("the backfilled series' latest value is %v, want the later period's 200", got[len(got)-1].Value)
+	}
+
+	unchanged := save(t, s, run("caseload", t0.Add(2*time.Hour)), obs(k, day(2), kpi.Known(19), "children", "north"))
+	if got, err := s.RunLatest(ctx, cat, unchanged.RunID); err != nil || len(got) != 0 {
+		t.Errorf("a run that changed nothing: RunLatest = %+v, %v; want none", got, err)
+	}
+}
+
 func sameState(a, b kpi.SeriesState) bool {
 	if a.KPI != b.KPI || !a.Period.Equal(b.Period) || a.Value != b.Value || a.Status != b.Status ||
 		a.Thresholds != b.Thresholds || !a.CollectedAt.Equal(b.CollectedAt) || a.RunID != b.RunID ||
@@ -979,27 +1029,41 @@ func TestListenHearsSavedRuns(t *testing.T) {
 	writer, dsn, c := newStore(t)
 	reader := openStore(t, dsn, c)
 	ctx, cancel := context.WithCancel(context.Background())
-	heard := make(chan string, 16)
+	heard := make(chan store.Notification, 16)
 	done := make(chan error, 1)
-	go func() { done <- reader.Listen(ctx, func(collector string) { heard <- collector }) }()
+	go func() { done <- reader.Listen(ctx, func(n store.Notification) { heard <- n }) }()
 
-	wait := func(t *testing.T, want string) {
+	wait := func(t *testing.T, want string) store.Notification {
 		t.Helper()
 		select {
 		case got := <-heard:
-			if got != want {
-				t.Errorf("heard %q, want %q", got, want)
+			if got.Collector != want {
+				t.Errorf("heard %q, want %q", got.Collector, want)
 			}
+			return got
 		case err := <-done:
 			t.Fatalf("Listen returned early: %v", err)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("heard nothing, want %q", want)
 		}
+		return store.Notification{}
 	}
-	t.Run("listening begins with a refresh of everything", func(t *testing.T) { wait(t, "") })
-	t.Run("a successful run is heard", func(t *testing.T) {
-		save(t, writer, run("caseload", t0), obs(caseload(), day(1), kpi.Known(1), "children", "north"))
-		wait(t, "caseload")
+	t.Run("listening begins with a refresh of everything", func(t *testing.T) {
+		if n := wait(t, ""); n != (store.Notification{}) {
+			t.Errorf("first notification %+v, want the zero one", n)
+		}
+	})
+	t.Run("a successful run is heard with its ID, as another's", func(t *testing.T) {
+		res := save(t, writer, run("caseload", t0), obs(caseload(), day(1), kpi.Known(1), "children", "north"))
+		if n := wait(t, "caseload"); n.RunID != res.RunID || n.Own {
+			t.Errorf("heard %+v, want run %d of another store", n, res.RunID)
+		}
+	})
+	t.Run("a store's own run is heard as its own", func(t *testing.T) {
+		res := save(t, reader, run("caseload", t0), obs(caseload(), day(2), kpi.Known(1), "children", "north"))
+		if n := wait(t, "caseload"); n.RunID != res.RunID || !n.Own {
+			t.Errorf("heard %+v, want run %d as its own", n, res.RunID)
+		}
 	})
 	t.Run("a failed run is heard", func(t *testing.T) {
 		failed := run("vacancies", t0)

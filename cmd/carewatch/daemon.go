@@ -147,8 +147,17 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	go func() { defer wg.Done(); d.watchStore(ctx) }()
 	go func() {
 		defer wg.Done()
-		// Another replica's run changes what this one must serve.
-		if err := st.Listen(ctx, func(string) { d.refreshActive(ctx) }); err != nil && ctx.Err() == nil {
+		// Another replica's run changes what this one must serve; this
+		// one's own runs were published as they were stored.
+		if err := st.Listen(ctx, func(n store.Notification) {
+			switch {
+			case n.Own:
+			case n.RunID > 0:
+				d.publishRun(ctx, n.RunID)
+			default:
+				d.refreshActive(ctx)
+			}
+		}); err != nil && ctx.Err() == nil {
 			logger.Warn("listening for other replicas' runs stopped", "err", err)
 		}
 	}()
@@ -341,6 +350,35 @@ func (d *daemon) refresh(ctx context.Context, cat kpi.Catalogue) error {
 	}
 	d.setStoreUp(false)
 	return err
+}
+
+// publishRun publishes what one run changed: the latest values of the
+// series it wrote, and the health of the collectors, read from the store,
+// replace those of the current snapshot. The rest of the snapshot, and the
+// parts of the exposition the run did not change, stay as they are.
+func (d *daemon) publishRun(ctx context.Context, runID int64) {
+	d.refreshMu.Lock()
+	cat := d.current().cfg.Catalogue
+	// Health first, as in refresh: a success is never shown without its data.
+	health, err := d.store.Health(ctx)
+	var series []kpi.SeriesState
+	if err == nil {
+		series, err = d.store.RunLatest(ctx, cat, runID)
+	}
+	if err == nil {
+		d.setStoreUp(true)
+		err = d.exporter.Update(series, health)
+		d.logger.Debug("published a run", "run", runID, "series", len(series))
+	} else {
+		d.setStoreUp(false)
+	}
+	d.refreshMu.Unlock()
+	switch {
+	case errors.Is(err, exporter.ErrNoSnapshot):
+		d.refreshActive(ctx)
+	case err != nil:
+		d.logger.Error("publishing a run; serving the previous snapshot", "run", runID, "err", err)
+	}
 }
 
 func (d *daemon) setStoreUp(ok bool) {

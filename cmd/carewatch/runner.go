@@ -145,7 +145,7 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 		r.logger.Log(ctx, level, "status changed", "kpi", c.KPI.Name, "labels", kpi.LabelString(c.KPI, c.Labels), "from", c.From.String(), "to", c.To.String(), "value", c.Value.String())
 	}
 	r.logger.Info("run stored", "run", res.RunID, "observations", res.Observations, "inserted", res.Inserted, "revised", res.Revised, "unchanged", res.Unchanged)
-	r.d.refreshActive(ctx)
+	r.d.publishRun(ctx, res.RunID)
 	return nil
 }
 
@@ -169,8 +169,11 @@ func (r *runner) done(err error) {
 	if run.StartedAt.IsZero() {
 		run.StartedAt = run.FinishedAt
 	}
-	if _, serr := r.d.store.SaveRun(ctx, run, nil); serr != nil {
+	res, serr := r.d.store.SaveRun(ctx, run, nil)
+	if serr != nil {
 		r.logger.Error("recording the failed run", "err", serr)
+		r.d.refreshActive(ctx)
+		return
 	}
-	r.d.refreshActive(ctx)
+	r.d.publishRun(ctx, res.RunID)
 }
