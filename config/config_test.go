@@ -75,6 +75,11 @@ func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
 			`testdata/own_series.yml:6: kpis[0].own_series: label "area" is not one of the KPI's labels [la_code scope]`,
 			`testdata/own_series.yml:11: kpis[1].own_series.scope: must not be empty: it is the value of the council's own series`,
 		}},
+		{"trajectory.yml", []string{
+			`testdata/trajectory.yml:9: kpis[0].trajectory[1].from: 2026-01-01 is not after the previous step's date 2026-04-01: list the steps in date order`,
+			`testdata/trajectory.yml:11: kpis[0].trajectory[2].from: "1 April 2027" is not a date written YYYY-MM-DD`,
+			`testdata/trajectory.yml:12: kpis[0].trajectory[2].thresholds.red: red 16 is below amber 17, but caseload is lower_is_better: red must be the higher boundary`,
+		}},
 		{"bad_cron.yml", []string{
 			`testdata/bad_cron.yml:10: collectors[0].schedule: "61 * * * *" is not a valid schedule: end of range (61) above maximum (59): 61`,
 		}},
@@ -213,4 +218,33 @@ func TestShippedExamplesAreValid(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestATrajectoryTightensTheTargetOnItsDateInTheConfiguredZone(t *testing.T) {
+	text := strings.Replace(mustRead(t, "testdata/trajectory.yml"), `      - from: 2026-01-01
+        thresholds: {amber: 17}
+      - from: 1 April 2027
+        thresholds: {red: 16}
+`, "", 1)
+	cfg, err := config.Parse([]byte(text), "trajectory.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Catalogue["caseload"]
+	april := time.Date(2026, 4, 1, 0, 0, 0, 0, cfg.Location) // midnight in London, 23:00 UTC the day before
+	if th := k.ThresholdsAt(nil, april.Add(-time.Second)); th.Amber.Value != 20 || th.Red.Value != 24 {
+		t.Errorf("before 1 April: %+v", th)
+	}
+	if th := k.ThresholdsAt(nil, april); th.Amber.Value != 18 || th.Red.Value != 22 {
+		t.Errorf("from 1 April: %+v", th)
+	}
+}
+
+func mustRead(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -262,7 +262,7 @@ var SourceTypes = map[string]bool{"postgres": true, "file": true, "http": true}
 func (v *validator) validate(c *Config) {
 	v.global(c)
 	v.store(&c.Store)
-	c.Catalogue = v.kpis(c.KPIs)
+	c.Catalogue = v.kpis(c.KPIs, c.Location)
 	v.sources(c.Sources)
 	v.collectors(c)
 	v.report(c)
@@ -311,7 +311,7 @@ func (v *validator) store(s *StoreConfig) {
 	}
 }
 
-func (v *validator) kpis(ks []KPIConfig) kpi.Catalogue {
+func (v *validator) kpis(ks []KPIConfig, loc *time.Location) kpi.Catalogue {
 	cat := kpi.Catalogue{}
 	if len(ks) == 0 {
 		v.addf("kpis", "at least one KPI is required")
@@ -364,6 +364,7 @@ func (v *validator) kpis(ks []KPIConfig) kpi.Catalogue {
 			v.addf(p+".max_age", "must not be negative")
 		}
 		k.Thresholds = v.thresholds(p+".thresholds", kc.Thresholds, k, kc.Name, kpi.Thresholds{})
+		k.Trajectory = v.trajectory(p+".trajectory", kc.Trajectory, k, kc.Name, k.Thresholds, loc)
 		for j, o := range kc.Overrides {
 			op := fmt.Sprintf("%s.overrides[%d]", p, j)
 			if len(o.Match) == 0 {
@@ -374,11 +375,12 @@ func (v *validator) kpis(ks []KPIConfig) kpi.Catalogue {
 					v.addf(op+".match", "label %q is not one of the KPI's labels %v", l, kc.Labels)
 				}
 			}
-			if o.Thresholds.Amber == nil && o.Thresholds.Red == nil {
-				v.addf(op+".thresholds", "an override must set amber, red or both")
+			if o.Thresholds.Amber == nil && o.Thresholds.Red == nil && len(o.Trajectory) == 0 {
+				v.addf(op+".thresholds", "an override must set amber, red or both, or a trajectory")
 			}
 			t := v.thresholds(op+".thresholds", o.Thresholds, k, kc.Name, k.Thresholds)
-			k.Overrides = append(k.Overrides, kpi.Override{Match: o.Match, Thresholds: t})
+			steps := v.trajectory(op+".trajectory", o.Trajectory, k, kc.Name, k.Thresholds.With(t), loc)
+			k.Overrides = append(k.Overrides, kpi.Override{Match: o.Match, Thresholds: t, Trajectory: steps})
 		}
 		k.OwnSeries = v.ownSeries(p+".own_series", kc.OwnSeries, kc.Labels, seen)
 		if kc.Name != "" {
@@ -432,6 +434,33 @@ func (v *validator) thresholds(p string, tc ThresholdsConfig, k *kpi.KPI, name s
 		}
 	}
 	return t
+}
+
+// trajectory converts and checks the steps of a trajectory: dates in
+// order, each step's boundaries valid on their own and, with those carried
+// on from before, on the right sides of each other.
+func (v *validator) trajectory(p string, steps []StepConfig, k *kpi.KPI, name string, start kpi.Thresholds, loc *time.Location) []kpi.Step {
+	var out []kpi.Step
+	inForce := start
+	for i, sc := range steps {
+		sp := fmt.Sprintf("%s[%d]", p, i)
+		from, err := time.ParseInLocation(time.DateOnly, strings.TrimSpace(sc.From), loc)
+		switch {
+		case sc.From == "":
+			v.addf(sp+".from", "is required: the date (YYYY-MM-DD) from which the step's thresholds apply")
+		case err != nil:
+			v.addf(sp+".from", "%q is not a date written YYYY-MM-DD", sc.From)
+		case len(out) > 0 && !from.After(out[len(out)-1].From):
+			v.addf(sp+".from", "%s is not after the previous step's date %s: list the steps in date order", sc.From, out[len(out)-1].From.Format(time.DateOnly))
+		}
+		if sc.Thresholds.Amber == nil && sc.Thresholds.Red == nil {
+			v.addf(sp+".thresholds", "a step must set amber, red or both")
+		}
+		t := v.thresholds(sp+".thresholds", sc.Thresholds, k, name, inForce)
+		inForce = inForce.With(t)
+		out = append(out, kpi.Step{From: from, Thresholds: t})
+	}
+	return out
 }
 
 // ownSeries checks the labels that mark a KPI's own series apart from its

@@ -59,6 +59,9 @@ type KPIConfig struct {
 	Direction  string           `yaml:"direction"`
 	Labels     []string         `yaml:"labels"`
 	Thresholds ThresholdsConfig `yaml:"thresholds"`
+	// Trajectory moves the thresholds on dates: an improvement plan, e.g.
+	// from 2026-04-01 amber 18 and red 22 instead of 20 and 24.
+	Trajectory []StepConfig     `yaml:"trajectory"`
 	Overrides  []OverrideConfig `yaml:"overrides"`
 	// OwnSeries holds the label values of the council's own series, e.g.
 	// {scope: council}; the KPI's other series are benchmarks (statistical
@@ -79,6 +82,15 @@ type ThresholdsConfig struct {
 type OverrideConfig struct {
 	Match      map[string]string `yaml:"match"`
 	Thresholds ThresholdsConfig  `yaml:"thresholds"`
+	Trajectory []StepConfig      `yaml:"trajectory"`
+}
+
+// StepConfig is one step of a trajectory: from the date From (YYYY-MM-DD,
+// in global.timezone) on, the boundaries it sets replace those in force
+// before; a boundary it leaves out carries on.
+type StepConfig struct {
+	From       string           `yaml:"from"`
+	Thresholds ThresholdsConfig `yaml:"thresholds"`
 }
 
 // SourceConfig is a place collectors read from.

@@ -383,7 +383,7 @@ func statuses(t *testing.T, cat kpi.Catalogue, f demo.Figures) map[demo.Key]kpi.
 		for i, l := range def.Labels {
 			values[i] = labels[l]
 		}
-		out[k], _ = def.Evaluate(values, v)
+		out[k], _ = def.Evaluate(values, time.Time{}, v)
 	}
 	return out
 }

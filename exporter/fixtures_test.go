@@ -65,7 +65,7 @@ func catalogue(ks ...*kpi.KPI) kpi.Catalogue {
 // state is a series state whose status and thresholds are evaluated the way
 // the store evaluates them.
 func state(k *kpi.KPI, period time.Time, v kpi.Value, labels ...string) kpi.SeriesState {
-	st, t := k.Evaluate(labels, v)
+	st, t := k.Evaluate(labels, period, v)
 	return kpi.SeriesState{
 		KPI: k, Labels: labels, Period: period, Value: v, Status: st, Thresholds: t,
 		CollectedAt: period.Add(30 * time.Hour), RunID: 1,

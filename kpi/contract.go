@@ -57,7 +57,18 @@ type StatusChange struct {
 	Value      Value
 	Thresholds Thresholds
 	At         time.Time
+	// Reason is ReasonValue or ReasonTarget; empty for a series' first status.
+	Reason string
 }
+
+// Why a series changed status.
+const (
+	// ReasonValue: the value crossed a threshold.
+	ReasonValue = "value"
+	// ReasonTarget: the thresholds moved (a trajectory's step, a new
+	// catalogue) and the value, judged by the old ones, kept its status.
+	ReasonTarget = "target"
+)
 
 // SeriesState is the latest stored value of one series with its status: what
 // the exporter's snapshot is made of.

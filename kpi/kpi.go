@@ -127,11 +127,21 @@ type Thresholds struct {
 // Any reports whether at least one boundary is set.
 func (t Thresholds) Any() bool { return t.Amber.Set || t.Red.Set }
 
+// Step is one change of a trajectory: from its date on, the boundaries it
+// sets replace the ones in force before it; a boundary it leaves unset
+// carries on as it was.
+type Step struct {
+	From       time.Time
+	Thresholds Thresholds
+}
+
 // Override replaces a KPI's thresholds for the series whose labels match every
 // pair in Match. A boundary the override leaves unset is inherited.
 type Override struct {
 	Match      map[string]string
 	Thresholds Thresholds
+	// Trajectory moves the override's thresholds on dates, in date order.
+	Trajectory []Step
 }
 
 // KPI is one indicator of the catalogue: the single source of truth for its
@@ -146,6 +156,10 @@ type KPI struct {
 	Direction  Direction
 	Labels     []string
 	Thresholds Thresholds
+	// Trajectory moves Thresholds on dates, in date order: an improvement
+	// plan that tightens a target. A period is judged by the thresholds in
+	// force on its date.
+	Trajectory []Step
 	Overrides  []Override
 	// OwnSeries, when set, holds the label values that mark the council's
 	// own series; every other series of the KPI is a benchmark (a
@@ -164,11 +178,20 @@ func (k *KPI) MetricName() string { return MetricPrefix + k.Name }
 // HasThresholds reports whether k, or any of its overrides, has a boundary, so
 // that its series have a RAG status.
 func (k *KPI) HasThresholds() bool {
-	if k.Thresholds.Any() {
+	if k.Thresholds.Any() || anyStep(k.Trajectory) {
 		return true
 	}
 	for _, o := range k.Overrides {
-		if o.Thresholds.Any() {
+		if o.Thresholds.Any() || anyStep(o.Trajectory) {
+			return true
+		}
+	}
+	return false
+}
+
+func anyStep(steps []Step) bool {
+	for _, s := range steps {
+		if s.Thresholds.Any() {
 			return true
 		}
 	}
@@ -176,10 +199,18 @@ func (k *KPI) HasThresholds() bool {
 }
 
 // ThresholdsFor returns the thresholds that apply to the series with the given
-// label values (aligned with k.Labels). The override matching the most labels
-// wins; among equally specific ones, the first in the catalogue.
+// label values (aligned with k.Labels) before any step of a trajectory.
 func (k *KPI) ThresholdsFor(values []string) Thresholds {
-	t := k.Thresholds
+	return k.ThresholdsAt(values, time.Time{})
+}
+
+// ThresholdsAt returns the thresholds in force at instant at for the series
+// with the given label values (aligned with k.Labels): the KPI's, moved by
+// the steps of its trajectory dated at or before at, then replaced by those
+// of the override matching the most labels (among equally specific ones,
+// the first in the catalogue), moved by the override's own steps.
+func (k *KPI) ThresholdsAt(values []string, at time.Time) Thresholds {
+	t := along(k.Thresholds, k.Trajectory, at)
 	best := -1
 	var chosen *Override
 	for i := range k.Overrides {
@@ -189,14 +220,46 @@ func (k *KPI) ThresholdsFor(values []string) Thresholds {
 		}
 	}
 	if chosen != nil {
-		if chosen.Thresholds.Amber.Set {
-			t.Amber = chosen.Thresholds.Amber
-		}
-		if chosen.Thresholds.Red.Set {
-			t.Red = chosen.Thresholds.Red
-		}
+		t = t.With(along(chosen.Thresholds, chosen.Trajectory, at))
 	}
 	return t
+}
+
+// With returns t with the boundaries that u sets replaced by u's.
+func (t Thresholds) With(u Thresholds) Thresholds {
+	if u.Amber.Set {
+		t.Amber = u.Amber
+	}
+	if u.Red.Set {
+		t.Red = u.Red
+	}
+	return t
+}
+
+// along applies the steps dated at or before at to t.
+func along(t Thresholds, steps []Step, at time.Time) Thresholds {
+	for _, s := range steps {
+		if s.From.After(at) {
+			break
+		}
+		t = t.With(s.Thresholds)
+	}
+	return t
+}
+
+// Changes lists the dates on which k's thresholds move, in order.
+func (k *KPI) Changes() []time.Time {
+	var out []time.Time
+	for _, s := range k.Trajectory {
+		out = append(out, s.From)
+	}
+	for _, o := range k.Overrides {
+		for _, s := range o.Trajectory {
+			out = append(out, s.From)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	return out
 }
 
 func (k *KPI) matches(match map[string]string, values []string) bool {
@@ -226,26 +289,33 @@ func (k *KPI) LabelIndex(name string) int {
 	return -1
 }
 
-// Evaluate returns the RAG status of a value of the series with the given
-// label values, and the thresholds it was judged against.
-func (k *KPI) Evaluate(values []string, v Value) (Status, Thresholds) {
+// Evaluate returns the RAG status of the value of the series with the given
+// label values for the period that starts at period, and the thresholds in
+// force then, which it was judged against.
+func (k *KPI) Evaluate(values []string, period time.Time, v Value) (Status, Thresholds) {
 	if !k.HasThresholds() {
 		return StatusNone, Thresholds{}
 	}
-	t := k.ThresholdsFor(values)
+	t := k.ThresholdsAt(values, period)
+	return k.Judge(v, t), t
+}
+
+// Judge returns the RAG status of v against thresholds t in k's direction:
+// StatusNone when t sets no boundary, StatusUnknown for a missing value.
+func (k *KPI) Judge(v Value, t Thresholds) Status {
 	if !t.Any() {
-		return StatusNone, t
+		return StatusNone
 	}
 	if !v.Valid {
-		return StatusUnknown, t
+		return StatusUnknown
 	}
 	if crossed(k.Direction, v.V, t.Red) {
-		return StatusRed, t
+		return StatusRed
 	}
 	if crossed(k.Direction, v.V, t.Amber) {
-		return StatusAmber, t
+		return StatusAmber
 	}
-	return StatusGreen, t
+	return StatusGreen
 }
 
 func crossed(d Direction, v float64, t Threshold) bool {

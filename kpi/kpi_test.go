@@ -2,6 +2,7 @@ package kpi_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/carewatch/carewatch/kpi"
 )
@@ -41,7 +42,7 @@ func TestEvaluateIsDirectionAwareAndStrictAtTheBoundary(t *testing.T) {
 		{"a KPI without thresholds has no status", &kpi.KPI{Name: "open_cases", Direction: kpi.LowerIsBetter}, nil, kpi.Known(1e9), kpi.StatusNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got, _ := tc.k.Evaluate(tc.labels, tc.v); got != tc.want {
+			if got, _ := tc.k.Evaluate(tc.labels, time.Time{}, tc.v); got != tc.want {
 				t.Errorf("Evaluate(%v) = %v, want %v", tc.v, got, tc.want)
 			}
 		})
@@ -67,7 +68,7 @@ func TestOverridesTheMostSpecificMatchWinsAndInheritsWhatItLeavesOut(t *testing.
 			}
 		})
 	}
-	if st, th := k.Evaluate([]string{"children", "all"}, kpi.Known(16)); st != kpi.StatusAmber || th.Red.Value != 18 {
+	if st, th := k.Evaluate([]string{"children", "all"}, time.Time{}, kpi.Known(16)); st != kpi.StatusAmber || th.Red.Value != 18 {
 		t.Errorf("service-level 16 = %v against %+v, want amber against red 18", st, th)
 	}
 }
@@ -125,9 +126,42 @@ func TestOnlySeriesOutsideOwnSeriesAreBenchmarks(t *testing.T) {
 				t.Errorf("IsBenchmark(%v) = %v, want %v", tc.labels, got, tc.want)
 			}
 			// A benchmark keeps its status: only alerting treats it apart.
-			if st, _ := tc.k.Evaluate(tc.labels, kpi.Known(0.3)); tc.k == dfe && st != kpi.StatusRed {
+			if st, _ := tc.k.Evaluate(tc.labels, time.Time{}, kpi.Known(0.3)); tc.k == dfe && st != kpi.StatusRed {
 				t.Errorf("Evaluate = %v, want red for a benchmark too", st)
 			}
 		})
+	}
+}
+
+func TestATrajectoryJudgesEachPeriodByTheThresholdsInForceThen(t *testing.T) {
+	april := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	k := caseload()
+	// The improvement plan: amber 18 and red 22 until 31 March 2026, then
+	// amber 16 and red 20; the service-wide override tightens its red only.
+	k.Trajectory = []kpi.Step{{From: april, Thresholds: kpi.Thresholds{Amber: kpi.At(16), Red: kpi.At(20)}}}
+	k.Overrides[0].Trajectory = []kpi.Step{{From: april, Thresholds: kpi.Thresholds{Red: kpi.At(17)}}}
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		period time.Time
+		v      float64
+		want   kpi.Status
+		amber  float64
+		red    float64
+	}{
+		{"31 March is judged by the old target", []string{"adults", "A"}, april.AddDate(0, 0, -1), 17, kpi.StatusGreen, 18, 22},
+		{"1 April is judged by the new target", []string{"adults", "A"}, april, 17, kpi.StatusAmber, 16, 20},
+		{"an override's step moves only what it sets", []string{"children", "all"}, april, 16, kpi.StatusAmber, 15, 17},
+		{"an override before its step", []string{"children", "all"}, april.AddDate(0, 0, -1), 17.5, kpi.StatusAmber, 15, 18},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, th := k.Evaluate(tc.labels, tc.period, kpi.Known(tc.v))
+			if st != tc.want || th.Amber.Value != tc.amber || th.Red.Value != tc.red {
+				t.Errorf("Evaluate = %v with %+v, want %v with amber %v red %v", st, th, tc.want, tc.amber, tc.red)
+			}
+		})
+	}
+	if got := k.Changes(); len(got) != 2 || !got[0].Equal(april) {
+		t.Errorf("Changes() = %v", got)
 	}
 }

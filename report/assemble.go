@@ -223,11 +223,11 @@ func summarise(s *Summary, kv *KPIView) {
 
 func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, staleAt time.Time) Row {
 	row := Row{Series: name}
-	th := k.ThresholdsFor(h.Labels)
+	th := k.ThresholdsAt(h.Labels, staleAt)
 	row.Threshold = thresholdWords(k, th)
 	pts := h.Points
 	if len(pts) == 0 {
-		row.status = statusOf(k, h.Labels, kpi.Missing)
+		row.status = statusOf(k, h.Labels, staleAt, kpi.Missing)
 		row.Status = statusView(row.status)
 		row.Value = "No value"
 		return row
@@ -239,7 +239,7 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 	if !last.CollectedAt.IsZero() {
 		row.Collected = last.CollectedAt.In(loc).Format("2 Jan 2006 15:04")
 	}
-	row.status = statusOf(k, h.Labels, last.Value)
+	row.status = statusOf(k, h.Labels, last.Period, last.Value)
 	row.Status = statusView(row.status)
 	if k.MaxAge > 0 && staleAt.Sub(last.Period) > k.MaxAge {
 		row.Stale = true
@@ -249,7 +249,7 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 	if len(pts) > 1 {
 		prev := pts[len(pts)-2]
 		row.Previous = travel(k, last.Value, prev, loc)
-		row.prevStatus = statusOf(k, h.Labels, prev.Value)
+		row.prevStatus = statusOf(k, h.Labels, prev.Period, prev.Value)
 		row.prevWhen = prev.Period.In(loc).Format("Jan 2006")
 	} else {
 		row.Previous = Travel{Class: "none", Text: "No earlier value"}
@@ -265,10 +265,10 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 	return row
 }
 
-// statusOf is the status of v for the series with labels, against the
-// thresholds in force now.
-func statusOf(k *kpi.KPI, labels []string, v kpi.Value) kpi.Status {
-	st, _ := k.Evaluate(labels, v)
+// statusOf is the status of v, the value of the series with labels for the
+// period that starts at period, against the thresholds in force then.
+func statusOf(k *kpi.KPI, labels []string, period time.Time, v kpi.Value) kpi.Status {
+	st, _ := k.Evaluate(labels, period, v)
 	return st
 }
 

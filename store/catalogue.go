@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -13,23 +14,60 @@ import (
 // kpiRow is the JSON form in which SyncCatalogue hands the catalogue to
 // PostgreSQL, one object per KPI.
 type kpiRow struct {
-	Name       string        `json:"name"`
-	Metric     string        `json:"metric"`
-	Help       string        `json:"help"`
-	Unit       string        `json:"unit"`
-	Direction  string        `json:"direction"`
-	Labels     []string      `json:"labels"`
-	Amber      *float64      `json:"amber"`
-	Red        *float64      `json:"red"`
-	Overrides  []overrideRow `json:"overrides"`
-	MaxAgeSecs *float64      `json:"max_age_seconds"`
+	Name       string            `json:"name"`
+	Metric     string            `json:"metric"`
+	Help       string            `json:"help"`
+	Unit       string            `json:"unit"`
+	Direction  string            `json:"direction"`
+	Labels     []string          `json:"labels"`
+	Amber      *float64          `json:"amber"`
+	Red        *float64          `json:"red"`
+	Overrides  []overrideRow     `json:"overrides"`
+	MaxAgeSecs *float64          `json:"max_age_seconds"`
+	Trajectory []stepRow         `json:"trajectory"`
+	OwnSeries  map[string]string `json:"own_series"`
 }
 
 // overrideRow is one override as stored in kpis.overrides.
 type overrideRow struct {
-	Match map[string]string `json:"match"`
-	Amber *float64          `json:"amber"`
-	Red   *float64          `json:"red"`
+	Match      map[string]string `json:"match"`
+	Amber      *float64          `json:"amber"`
+	Red        *float64          `json:"red"`
+	Trajectory []stepRow         `json:"trajectory,omitempty"`
+}
+
+// stepRow is one step of a trajectory as stored in kpis.trajectory.
+type stepRow struct {
+	From  time.Time `json:"from"`
+	Amber *float64  `json:"amber"`
+	Red   *float64  `json:"red"`
+}
+
+func stepRows(steps []kpi.Step) []stepRow {
+	out := make([]stepRow, 0, len(steps))
+	for _, st := range steps {
+		out = append(out, stepRow{From: st.From, Amber: thresholdPtr(st.Thresholds.Amber), Red: thresholdPtr(st.Thresholds.Red)})
+	}
+	return out
+}
+
+func steps(rows []stepRow) []kpi.Step {
+	var out []kpi.Step
+	for _, r := range rows {
+		out = append(out, kpi.Step{From: r.From, Thresholds: thresholds(r.Amber, r.Red)})
+	}
+	return out
+}
+
+func thresholds(amber, red *float64) kpi.Thresholds {
+	var t kpi.Thresholds
+	if amber != nil {
+		t.Amber = kpi.At(*amber)
+	}
+	if red != nil {
+		t.Red = kpi.At(*red)
+	}
+	return t
 }
 
 func thresholdPtr(t kpi.Threshold) *float64 {
@@ -53,15 +91,17 @@ func (s *Store) SyncCatalogue(ctx context.Context, c kpi.Catalogue) error {
 			return fmt.Errorf("store: sync catalogue: KPI %q has no definition", name)
 		}
 		r := kpiRow{
-			Name:      k.Name,
-			Metric:    k.MetricName(),
-			Help:      k.Help,
-			Unit:      k.Unit,
-			Direction: k.Direction.String(),
-			Labels:    k.Labels,
-			Amber:     thresholdPtr(k.Thresholds.Amber),
-			Red:       thresholdPtr(k.Thresholds.Red),
-			Overrides: make([]overrideRow, 0, len(k.Overrides)),
+			Name:       k.Name,
+			Metric:     k.MetricName(),
+			Help:       k.Help,
+			Unit:       k.Unit,
+			Direction:  k.Direction.String(),
+			Labels:     k.Labels,
+			Amber:      thresholdPtr(k.Thresholds.Amber),
+			Red:        thresholdPtr(k.Thresholds.Red),
+			Overrides:  make([]overrideRow, 0, len(k.Overrides)),
+			Trajectory: stepRows(k.Trajectory),
+			OwnSeries:  k.OwnSeries,
 		}
 		if r.Labels == nil {
 			r.Labels = []string{}
@@ -71,6 +111,12 @@ func (s *Store) SyncCatalogue(ctx context.Context, c kpi.Catalogue) error {
 				Match: o.Match,
 				Amber: thresholdPtr(o.Thresholds.Amber),
 				Red:   thresholdPtr(o.Thresholds.Red),
+				Trajectory: func() []stepRow {
+					if len(o.Trajectory) == 0 {
+						return nil
+					}
+					return stepRows(o.Trajectory)
+				}(),
 			})
 		}
 		if k.MaxAge > 0 {
@@ -92,22 +138,27 @@ func (s *Store) SyncCatalogue(ctx context.Context, c kpi.Catalogue) error {
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	now := s.now()
 	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO kpis AS k (name, metric, help, unit, direction, labels, amber, red, overrides, max_age, updated_at)
+		INSERT INTO kpis AS k (name, metric, help, unit, direction, labels, amber, red, overrides, max_age,
+		                       trajectory, own_series, updated_at)
 		SELECT x.name, x.metric, x.help, x.unit, x.direction, x.labels, x.amber, x.red,
-		       x.overrides, make_interval(secs => x.max_age_seconds), $2
+		       x.overrides, make_interval(secs => x.max_age_seconds), x.trajectory, x.own_series, $2
 		FROM jsonb_to_recordset($1::jsonb) AS x(
 			name text, metric text, help text, unit text, direction text, labels text[],
-			amber double precision, red double precision, overrides jsonb, max_age_seconds double precision)
+			amber double precision, red double precision, overrides jsonb, max_age_seconds double precision,
+			trajectory jsonb, own_series jsonb)
 		ON CONFLICT (name) DO UPDATE SET
 			metric = excluded.metric, help = excluded.help, unit = excluded.unit,
 			direction = excluded.direction, labels = excluded.labels,
 			amber = excluded.amber, red = excluded.red, overrides = excluded.overrides,
-			max_age = excluded.max_age, updated_at = excluded.updated_at, retired_at = NULL
+			max_age = excluded.max_age, trajectory = excluded.trajectory, own_series = excluded.own_series,
+			updated_at = excluded.updated_at, retired_at = NULL
 		WHERE k.retired_at IS NOT NULL
-		   OR (k.metric, k.help, k.unit, k.direction, k.labels, k.amber, k.red, k.overrides, k.max_age)
+		   OR (k.metric, k.help, k.unit, k.direction, k.labels, k.amber, k.red, k.overrides, k.max_age,
+		       k.trajectory, k.own_series)
 		      IS DISTINCT FROM
 		      (excluded.metric, excluded.help, excluded.unit, excluded.direction, excluded.labels,
-		       excluded.amber, excluded.red, excluded.overrides, excluded.max_age)`,
+		       excluded.amber, excluded.red, excluded.overrides, excluded.max_age,
+		       excluded.trajectory, excluded.own_series)`,
 		string(doc), now); err != nil {
 		return fmt.Errorf("store: sync catalogue: %w", err)
 	}

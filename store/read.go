@@ -13,9 +13,10 @@ import (
 )
 
 // Latest returns, for every stored series of a KPI in c, the value of its
-// latest period, the run that stored it, and its status and thresholds as c
-// defines them now (a reload may have moved the thresholds since the value
-// was stored). A series whose label names are no longer those of its KPI is
+// latest period, the run that stored it, its status as c judges that period
+// (with the thresholds in force on the period's date: a trajectory may have
+// moved them since), and the thresholds in force today (a reload may have
+// moved them since the value was stored). A series whose label names are no longer those of its KPI is
 // left out: it belongs to an older definition. The states are ordered by
 // KPI name, then label set.
 func (s *Store) Latest(ctx context.Context, c kpi.Catalogue) ([]kpi.SeriesState, error) {
@@ -58,6 +59,7 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 	defer rows.Close()
 	var states []kpi.SeriesState
 	var labels map[string]string
+	now := s.now()
 	for rows.Next() {
 		var (
 			id          int64
@@ -86,7 +88,10 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 			continue
 		}
 		val := kpi.Value{V: v.Float64, Valid: v.Valid}
-		st, th := k.Evaluate(values, val)
+		// The value is judged by the thresholds in force for its period; the
+		// thresholds served are today's, so dashboards draw the target now.
+		st, _ := k.Evaluate(values, period, val)
+		th := k.ThresholdsAt(values, now)
 		states = append(states, kpi.SeriesState{
 			KPI:         k,
 			Labels:      values,

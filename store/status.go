@@ -44,7 +44,7 @@ func evaluate(b *batch) []candidate {
 		if !hasThresholds {
 			continue
 		}
-		if st, _ := k.Evaluate(o.Labels, stored(o.Value)); st != kpi.StatusNone {
+		if st, _ := k.Evaluate(o.Labels, o.Period, stored(o.Value)); st != kpi.StatusNone {
 			cands = append(cands, candidate{id: id, obs: i, status: st})
 		}
 	}
@@ -102,24 +102,32 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 		return nil, nil, nil
 	}
 
+	reasons, err := statusReasons(ctx, tx, b, byID, changed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading statuses: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, `
 		CREATE TEMP TABLE run_status (
 			series_id bigint, period timestamptz, value double precision,
-			status text, amber double precision, red double precision
+			status text, amber double precision, red double precision, reason text
 		) ON COMMIT DROP`); err != nil {
 		return nil, nil, fmt.Errorf("staging statuses: %w", err)
 	}
 	enc := newCopyEncoder()
-	err := copyIn(ctx, tx, "run_status", []string{"series_id", "period", "value", "status", "amber", "red"}, len(changed), func(buf []byte, i int) []byte {
+	err = copyIn(ctx, tx, "run_status", []string{"series_id", "period", "value", "status", "amber", "red", "reason"}, len(changed), func(buf []byte, i int) []byte {
 		c := byID[changed[i]]
 		o := &b.obs[c.obs]
-		_, th := o.KPI.Evaluate(o.Labels, stored(o.Value))
+		_, th := o.KPI.Evaluate(o.Labels, o.Period, stored(o.Value))
 		buf = append(enc.int(buf, changed[i]), '\t')
 		buf = append(enc.time(buf, o.Period), '\t')
 		buf = append(enc.value(buf, o.Value), '\t')
 		buf = append(enc.text(buf, c.status.String()), '\t')
 		buf = append(enc.threshold(buf, th.Amber), '\t')
-		return enc.threshold(buf, th.Red)
+		buf = append(enc.threshold(buf, th.Red), '\t')
+		if r := reasons[changed[i]]; r != "" {
+			return enc.text(buf, r)
+		}
+		return append(buf, '\\', 'N')
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("staging statuses: %w", err)
@@ -130,7 +138,7 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	// not depend on memory.
 	rows, err := tx.QueryContext(ctx, `
 		WITH changed AS (
-			SELECT c.series_id, c.period, c.value, c.status, c.amber, c.red, cur.status AS from_status
+			SELECT c.series_id, c.period, c.value, c.status, c.amber, c.red, c.reason, cur.status AS from_status
 			FROM run_status c
 			LEFT JOIN series_status cur ON cur.series_id = c.series_id
 			WHERE cur.status IS DISTINCT FROM c.status
@@ -142,8 +150,8 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 				status = excluded.status, since = excluded.since, period = excluded.period,
 				value = excluded.value, amber = excluded.amber, red = excluded.red, run_id = excluded.run_id
 		)
-		INSERT INTO status_events (series_id, at, period, from_status, to_status, value, amber, red, run_id)
-		SELECT series_id, $1, period, from_status, status, value, amber, red, $2 FROM changed
+		INSERT INTO status_events (series_id, at, period, from_status, to_status, value, amber, red, run_id, reason)
+		SELECT series_id, $1, period, from_status, status, value, amber, red, $2, reason FROM changed
 		RETURNING id, series_id, from_status`, now, runID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("recording status changes: %w", err)
@@ -168,7 +176,7 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 		rec.set[id] = c.status
 		rec.last = max(rec.last, event)
 		o := &b.obs[c.obs]
-		_, th := o.KPI.Evaluate(o.Labels, stored(o.Value))
+		_, th := o.KPI.Evaluate(o.Labels, o.Period, stored(o.Value))
 		changes = append(changes, kpi.StatusChange{
 			KPI:        o.KPI,
 			Labels:     o.Labels,
@@ -178,6 +186,7 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 			Value:      stored(o.Value),
 			Thresholds: th,
 			At:         now,
+			Reason:     reasons[id],
 		})
 	}
 	if err := rows.Err(); err != nil {
@@ -190,6 +199,48 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 		return slices.Compare(a.Labels, b.Labels)
 	})
 	return changes, rec, nil
+}
+
+// statusReasons says why each changed series changes status: a series
+// with a stored status changes for its target when the thresholds it was
+// judged by have moved and its new value, judged by them, would have kept
+// its stored status; otherwise for its value. A series without a stored
+// status has no reason.
+func statusReasons(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]*candidate, changed []int64) (map[int64]string, error) {
+	rows, err := tx.QueryContext(ctx, `
+		SELECT series_id, status, amber, red FROM series_status WHERE series_id = ANY($1::bigint[])`, pq.Array(changed))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	reasons := make(map[int64]string, len(changed))
+	for rows.Next() {
+		var (
+			id         int64
+			status     string
+			amber, red sql.NullFloat64
+		)
+		if err := rows.Scan(&id, &status, &amber, &red); err != nil {
+			return nil, err
+		}
+		c := byID[id]
+		if c == nil {
+			continue
+		}
+		from, err := kpi.ParseStatus(status)
+		if err != nil {
+			return nil, err
+		}
+		o := &b.obs[c.obs]
+		v := stored(o.Value)
+		_, now := o.KPI.Evaluate(o.Labels, o.Period, v)
+		before := kpi.Thresholds{Amber: kpi.Threshold{Value: amber.Float64, Set: amber.Valid}, Red: kpi.Threshold{Value: red.Float64, Set: red.Valid}}
+		reasons[id] = kpi.ReasonValue
+		if before != now && o.KPI.Judge(v, before) == from {
+			reasons[id] = kpi.ReasonTarget
+		}
+	}
+	return reasons, rows.Err()
 }
 
 // statusRecord is what a transaction wrote to status_events: the stored
