@@ -105,6 +105,7 @@ func generate(seed uint64, today day) *world {
 	}
 	w.assessmentHistory(rng)
 	w.adultHistory(rng)
+	w.closedCaseHistory()
 	return w
 }
 
@@ -396,6 +397,45 @@ func (w *world) adultHistory(rng *rand.Rand) {
 				r := w.request(t, d, adultWaitDays(rng, t.prof))
 				if r.due <= w.today {
 					r.assessed = r.due
+				}
+			}
+		}
+	}
+}
+
+// closedCaseHistory adds the children in need, child protection and looked
+// after cases that closed in the last childrenHistoryDays, at the rate each
+// team's open cases close, so that the statutory returns have plans and
+// periods of care that ended as well as those still open. It draws from a
+// stream of its own, so the rest of the council is as it would be without
+// it.
+func (w *world) closedCaseHistory() {
+	rng := rand.New(rand.NewPCG(w.seed, 0xc105_edca_5e5))
+	for _, t := range w.teams {
+		if !t.holdsChildrenCases() || t.kind == typeAssessment {
+			continue
+		}
+		for _, k := range []struct {
+			kind string
+			rate float64
+		}{{caseCIN, t.prof.cinPerDay}, {caseCP, t.prof.cpPerDay}, {caseCLA, t.prof.claPerDay}} {
+			for d := w.today - childrenHistoryDays; d < w.today; d++ {
+				if !w.cal.working(d) {
+					continue
+				}
+				for range poisson(rng, k.rate) {
+					length := 1 + day(math.Min(rng.ExpFloat64()*meanCaseDays[k.kind], 17*365))
+					c := w.newCase(t, k.kind, d-length)
+					c.closed = d
+					var held []*worker
+					for _, wk := range w.workers {
+						if wk.team == t.id && wk.holdsCases() && wk.started <= d && (wk.left == none || wk.left > d) {
+							held = append(held, wk)
+						}
+					}
+					if len(held) > 0 {
+						c.worker = held[rng.IntN(len(held))]
+					}
 				}
 			}
 		}
