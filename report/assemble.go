@@ -192,7 +192,8 @@ func Assemble(cat kpi.Catalogue, spec Spec, f *Fetch, o Options) *Pack {
 }
 
 func summarise(s *Summary, kv *KPIView) {
-	var hot []string
+	var hot, stale []string
+	var staleNote string
 	for _, r := range kv.Rows {
 		ref := Ref{Anchor: kv.Anchor, Title: kv.Title, Series: r.Series}
 		switch r.status {
@@ -209,12 +210,15 @@ func summarise(s *Summary, kv *KPIView) {
 			s.Changed = append(s.Changed, Change{Ref: ref, From: statusView(r.prevStatus), To: r.Status, PreviousWhen: r.prevWhen})
 		}
 		if r.Stale {
-			ref.Note = r.staleReason
-			s.Stale = append(s.Stale, ref)
+			stale = append(stale, r.Series)
+			staleNote = r.staleReason
 		}
 		if (r.status == kpi.StatusRed || r.status == kpi.StatusAmber) && !r.commented {
 			hot = append(hot, r.Series+" ("+r.Status.Word+")")
 		}
+	}
+	if len(stale) > 0 {
+		s.Stale = append(s.Stale, Ref{Anchor: kv.Anchor, Title: kv.Title, Series: strings.Join(stale, ", "), Note: staleNote})
 	}
 	if len(hot) > 0 {
 		s.Uncommented = append(s.Uncommented, Ref{Anchor: kv.Anchor, Title: kv.Title, Note: strings.Join(hot, ", ")})
@@ -243,7 +247,7 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 	row.Status = statusView(row.status)
 	if k.MaxAge > 0 && staleAt.Sub(last.Period) > k.MaxAge {
 		row.Stale = true
-		row.staleReason = fmt.Sprintf("latest value describes %s; %s allows %s", row.Period, titleOf(k), ageWords(k.MaxAge))
+		row.staleReason = fmt.Sprintf("the latest value describes %s; values stay fresh for %s", row.Period, ageWords(k.MaxAge))
 	}
 	lastMonth := monthStart(last.Period, loc)
 	if len(pts) > 1 {
