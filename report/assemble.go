@@ -227,9 +227,9 @@ func summarise(s *Summary, kv *KPIView) {
 
 func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, staleAt time.Time) Row {
 	row := Row{Series: name}
-	th := k.ThresholdsAt(h.Labels, staleAt)
-	row.Threshold = thresholdWords(k, th)
 	pts := h.Points
+	// The threshold in force is the one for the period the value describes.
+	row.Threshold = thresholdWords(k, k.ThresholdsAt(h.Labels, staleAt))
 	if len(pts) == 0 {
 		row.status = statusOf(k, h.Labels, staleAt, kpi.Missing)
 		row.Status = statusView(row.status)
@@ -243,6 +243,7 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 	if !last.CollectedAt.IsZero() {
 		row.Collected = last.CollectedAt.In(loc).Format("2 Jan 2006 15:04")
 	}
+	row.Threshold = thresholdWords(k, k.ThresholdsAt(h.Labels, last.Period))
 	row.status = statusOf(k, h.Labels, last.Period, last.Value)
 	row.Status = statusView(row.status)
 	if k.MaxAge > 0 && staleAt.Sub(last.Period) > k.MaxAge {
@@ -265,7 +266,7 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 			row.LastYear = travel(k, last.Value, p, loc)
 		}
 	}
-	row.Sparkline = sparkline(k, th, pts, loc, row.Series)
+	row.Sparkline = sparkline(k, h.Labels, pts, loc, row.Series)
 	return row
 }
 

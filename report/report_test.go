@@ -201,3 +201,29 @@ func TestPackIsOneSelfContainedPage(t *testing.T) {
 		t.Error("north's sparkline does not describe itself in words")
 	}
 }
+
+func TestPackJudgesEachPeriodByTheTargetInForceThen(t *testing.T) {
+	k := caseload()
+	k.Overrides = nil
+	// The improvement plan: amber 20 and red 24 until the end of August,
+	// then 18 and 22.
+	k.Thresholds = kpi.Thresholds{Amber: kpi.At(20), Red: kpi.At(24)}
+	k.Trajectory = []kpi.Step{{From: time.Date(2026, 9, 1, 0, 0, 0, 0, london), Thresholds: kpi.Thresholds{Amber: kpi.At(18), Red: kpi.At(22)}}}
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, london)
+	f := &report.Fetch{Month: nov, History: []kpi.SeriesHistory{
+		{KPI: k, Labels: []string{"children", "north"}, Points: monthly(nov, 19, 19, 19, 19, 19, 19)},
+	}}
+	spec := report.Spec{Sections: []report.Section{{Title: "Workforce", Items: []report.Item{{KPI: k.Name}}}}}
+	p := report.Assemble(kpi.Catalogue{k.Name: k}, spec, f, report.Options{Location: london, Now: time.Date(2026, 11, 29, 9, 0, 0, 0, london)})
+	row := p.Sections[0].KPIs[0].Rows[0]
+	if row.Status.Word != "Amber" || row.Threshold != "Amber above 18.0 cases, red above 22.0 cases" {
+		t.Errorf("November: %s against %q, want amber against the tightened target", row.Status.Word, row.Threshold)
+	}
+	// 19 was green in August and is amber in September: the target moved.
+	if len(p.Summary.Changed) != 0 {
+		t.Errorf("changed since October: %+v, want none (amber both months)", p.Summary.Changed)
+	}
+	if !strings.Contains(string(row.Sparkline), " V") {
+		t.Errorf("the sparkline's thresholds do not step where the target moved: %s", row.Sparkline)
+	}
+}

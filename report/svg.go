@@ -28,10 +28,11 @@ const (
 	sparkPad = 4.0
 )
 
-// sparkline draws a series' monthly values with its amber and red
-// thresholds as an inline SVG image whose text alternative says what it
-// shows in words.
-func sparkline(k *kpi.KPI, th kpi.Thresholds, pts []kpi.Point, loc *time.Location, series string) template.HTML {
+// sparkline draws a series' monthly values with the amber and red
+// thresholds in force for each period (a step where a trajectory moves
+// them) as an inline SVG image whose text alternative says what it shows
+// in words.
+func sparkline(k *kpi.KPI, labels []string, pts []kpi.Point, loc *time.Location, series string) template.HTML {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	var valid []kpi.Point
 	for _, p := range pts {
@@ -40,6 +41,11 @@ func sparkline(k *kpi.KPI, th kpi.Thresholds, pts []kpi.Point, loc *time.Locatio
 			lo, hi = math.Min(lo, p.Value.V), math.Max(hi, p.Value.V)
 		}
 	}
+	ths := make([]kpi.Thresholds, len(pts))
+	for i, p := range pts {
+		ths[i] = k.ThresholdsAt(labels, p.Period)
+	}
+	now := ths[len(ths)-1]
 	first := pts[0].Period.In(loc).Format("Jan 2006")
 	last := pts[len(pts)-1].Period.In(loc).Format("Jan 2006")
 	var alt strings.Builder
@@ -50,42 +56,54 @@ func sparkline(k *kpi.KPI, th kpi.Thresholds, pts []kpi.Point, loc *time.Locatio
 		fmt.Fprintf(&alt, "%d values from %s to %s", len(pts), first, last)
 		fmt.Fprintf(&alt, "; first %s, lowest %s, highest %s, latest %s",
 			formatValue(k, valid[0].Value), formatValue(k, kpi.Known(lo)), formatValue(k, kpi.Known(hi)), formatValue(k, valid[len(valid)-1].Value))
-		if th.Amber.Set {
-			fmt.Fprintf(&alt, "; amber threshold %s", formatValue(k, kpi.Known(th.Amber.Value)))
+		if now.Amber.Set {
+			fmt.Fprintf(&alt, "; amber threshold %s", formatValue(k, kpi.Known(now.Amber.Value)))
 		}
-		if th.Red.Set {
-			fmt.Fprintf(&alt, "; red threshold %s", formatValue(k, kpi.Known(th.Red.Value)))
+		if now.Red.Set {
+			fmt.Fprintf(&alt, "; red threshold %s", formatValue(k, kpi.Known(now.Red.Value)))
 		}
 		alt.WriteString(".")
 	}
-	for _, t := range []kpi.Threshold{th.Amber, th.Red} {
-		if t.Set && len(valid) > 0 {
-			lo, hi = math.Min(lo, t.Value), math.Max(hi, t.Value)
-		}
-	}
 	if len(valid) == 0 {
 		lo, hi = 0, 1
+	} else {
+		for _, t := range ths {
+			for _, b := range []kpi.Threshold{t.Amber, t.Red} {
+				if b.Set {
+					lo, hi = math.Min(lo, b.Value), math.Max(hi, b.Value)
+				}
+			}
+		}
 	}
 	if hi-lo < 1e-9 {
 		lo, hi = lo-1, hi+1
 	}
 	n := len(pts)
+	step := (sparkW - 2*sparkPad) / float64(Months-1)
 	x := func(i int) float64 {
 		if n == 1 {
 			return sparkW / 2
 		}
-		return sparkPad + float64(i)*(sparkW-2*sparkPad)/float64(Months-1) + float64(Months-n)*(sparkW-2*sparkPad)/float64(Months-1)
+		// The latest period sits at the right edge whatever the history's length.
+		return sparkW - sparkPad - float64(n-1-i)*step
 	}
 	y := func(v float64) float64 { return sparkPad + (hi-v)/(hi-lo)*(sparkH-2*sparkPad) }
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="spark" width="%g" height="%g" viewBox="0 0 %g %g" role="img" aria-label="%s"><title>%s</title>`,
 		sparkW, sparkH, sparkW, sparkH, template.HTMLEscapeString(alt.String()), template.HTMLEscapeString(alt.String()))
-	if th.Amber.Set && len(valid) > 0 {
-		fmt.Fprintf(&b, `<line x1="0" x2="%g" y1="%.1f" y2="%.1f" stroke="#b35c00" stroke-width="1" stroke-dasharray="4 3"/>`, sparkW, y(th.Amber.Value), y(th.Amber.Value))
-	}
-	if th.Red.Set && len(valid) > 0 {
-		fmt.Fprintf(&b, `<line x1="0" x2="%g" y1="%.1f" y2="%.1f" stroke="#d4351c" stroke-width="1.5"/>`, sparkW, y(th.Red.Value), y(th.Red.Value))
+	if len(valid) > 0 {
+		for _, level := range []struct {
+			of    func(kpi.Thresholds) kpi.Threshold
+			style string
+		}{
+			{func(t kpi.Thresholds) kpi.Threshold { return t.Amber }, `stroke="#b35c00" stroke-width="1" stroke-dasharray="4 3"`},
+			{func(t kpi.Thresholds) kpi.Threshold { return t.Red }, `stroke="#d4351c" stroke-width="1.5"`},
+		} {
+			if d := thresholdPath(ths, level.of, x, y, n); d != "" {
+				fmt.Fprintf(&b, `<path d="%s" fill="none" %s/>`, d, level.style)
+			}
+		}
 	}
 	// A missing month breaks the line rather than joining across it.
 	var path strings.Builder
@@ -110,4 +128,32 @@ func sparkline(k *kpi.KPI, th kpi.Thresholds, pts []kpi.Point, loc *time.Locatio
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// thresholdPath draws one threshold across the sparkline, stepping at the
+// period from which it moved; it leaves a gap where none is set.
+func thresholdPath(ths []kpi.Thresholds, of func(kpi.Thresholds) kpi.Threshold, x func(int) float64, y func(float64) float64, n int) string {
+	var d strings.Builder
+	pen := false
+	for i := range ths {
+		t := of(ths[i])
+		if !t.Set {
+			pen = false
+			continue
+		}
+		left, right := x(i)-(x(1)-x(0))/2, x(i)+(x(1)-x(0))/2
+		if n == 1 || i == 0 {
+			left = 0
+		}
+		if n == 1 || i == n-1 {
+			right = sparkW
+		}
+		if pen {
+			fmt.Fprintf(&d, "V%.1f H%.1f ", y(t.Value), right)
+		} else {
+			fmt.Fprintf(&d, "M%.1f %.1f H%.1f ", left, y(t.Value), right)
+		}
+		pen = true
+	}
+	return strings.TrimSpace(d.String())
 }
