@@ -404,3 +404,33 @@ func variablePromQL(v variable) (expr string, label string, err error) {
 	}
 	return strings.TrimSpace(m[2][:i]), strings.TrimSpace(m[2][i+1:]), nil
 }
+
+// TestEveryVariableIsUsed fails on a template variable that nothing refers
+// to: a drop-down that changes nothing on the page misleads the reader.
+func TestEveryVariableIsUsed(t *testing.T) {
+	for _, d := range loadDashboards(t) {
+		t.Run(d.file, func(t *testing.T) {
+			used := map[string]bool{}
+			refer := func(s string) {
+				for _, n := range varsUsed(s) {
+					used[n] = true
+				}
+			}
+			for _, p := range d.allPanels() {
+				refer(string(p.raw))
+				if p.Repeat != "" {
+					used[p.Repeat] = true
+				}
+			}
+			for _, v := range d.Templating.List {
+				refer(v.Query.Query)
+				refer(v.Definition)
+			}
+			for _, v := range d.Templating.List {
+				if !used[v.Name] {
+					t.Errorf("variable %s is offered but no panel or other variable uses it", v.Name)
+				}
+			}
+		})
+	}
+}

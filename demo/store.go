@@ -29,12 +29,12 @@ func (rs rowSet) write(ctx context.Context, tx *sqlx.Tx, fresh bool) error {
 	var stmt string
 	tmp := "demo_sim_upsert_" + rs.table
 	if fresh {
-		stmt = pq.CopyInSchema(rs.schema, rs.table, rs.cols...)
+		stmt = copyStatement(target, rs.cols)
 	} else {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TEMPORARY TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP`, tmp, target)); err != nil {
 			return fmt.Errorf("%s: %w", target, err)
 		}
-		stmt = pq.CopyIn(tmp, rs.cols...)
+		stmt = copyStatement(tmp, rs.cols)
 	}
 	if err := copyRows(ctx, tx, stmt, rs.rows); err != nil {
 		return fmt.Errorf("%s: %w", target, err)
@@ -58,6 +58,12 @@ func (rs rowSet) write(ctx context.Context, tx *sqlx.Tx, fresh bool) error {
 		return fmt.Errorf("%s: %w", target, err)
 	}
 	return nil
+}
+
+// copyStatement is the COPY ... FROM STDIN that lib/pq streams rows into.
+// The table and column names are the demo's own, never input.
+func copyStatement(table string, cols []string) string {
+	return "COPY " + table + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
 }
 
 func copyRows(ctx context.Context, tx *sqlx.Tx, stmt string, rows [][]any) error {

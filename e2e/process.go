@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,9 +78,10 @@ func FreeAddr(tb testing.TB) string {
 // "./cmd/carewatch") into a temporary folder and returns the binary's path.
 func BuildCommand(tb testing.TB, pkg string) string {
 	tb.Helper()
+	// go test puts its own GOROOT/bin first on the tests' PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		tb.Fatalf("e2e: %v", err)
 	}
 	out := filepath.Join(tb.TempDir(), filepath.Base(pkg))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -639,7 +639,7 @@ func TestValuesAndLabelsRoundTrip(t *testing.T) {
 		{"", "empty service"},
 		{`\N`, "null marker"},
 	}
-	values := []float64{0.1, -0.0, 1e300, -1e-300, 123456789.123456789, 18, math.MaxFloat64, 2.5e-8}
+	values := []float64{0.1, 0, 1e300, -1e-300, 123456789.123456789, 18, math.MaxFloat64, 2.5e-8}
 	var batch []kpi.Observation
 	for i, l := range labels {
 		for j, v := range values {

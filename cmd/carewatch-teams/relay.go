@@ -220,7 +220,7 @@ func (r *Relay) postOnce(ctx context.Context, target string, msg []byte) (retryA
 	if resp.StatusCode/100 == 2 {
 		return 0, nil
 	}
-	err = fmt.Errorf("Teams answered %s: %s", resp.Status, strings.TrimSpace(string(text)))
+	err = fmt.Errorf("the Teams webhook answered %s: %s", resp.Status, strings.TrimSpace(string(text)))
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5:
 		return parseRetryAfter(resp.Header.Get("Retry-After")), err
