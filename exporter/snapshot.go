@@ -164,7 +164,7 @@ type kpiEntry struct {
 	maxAge    *prometheus.Desc
 	info      *prometheus.Desc
 	benchmark *prometheus.Desc
-	infoLabel [3]string
+	infoLabel [4]string
 
 	// text holds the templates of the entry's lines in the text exposition.
 	text entryText
@@ -184,7 +184,7 @@ const (
 		"month, a reporting date), present even when the value is missing; the value is stale when " +
 		"time() minus this exceeds " + MaxAgeMetric + "."
 	maxAgeHelp    = "How long after the period it describes a KPI's value stays fresh."
-	infoHelp      = "Catalogue entry of a KPI: its metric name, unit and direction (lower_is_better or higher_is_better)."
+	infoHelp      = "Catalogue entry of a KPI: its metric name, unit, direction (lower_is_better or higher_is_better) and help text."
 	benchmarkHelp = "1 for a KPI series that benchmarks the council against others (a statistical neighbour, its region, " +
 		"England), as the KPI's own_series says; such a series has a value and a status, but KPI alerts are about the council's own series only."
 )
@@ -361,9 +361,9 @@ func newKPIEntry(k *kpi.KPI) *kpiEntry {
 		red:       prometheus.NewDesc(ThresholdMetric, thresholdHelp, k.Labels, level("red")),
 		period:    prometheus.NewDesc(PeriodMetric, periodHelp, k.Labels, named),
 		maxAge:    prometheus.NewDesc(MaxAgeMetric, maxAgeHelp, nil, named),
-		info:      prometheus.NewDesc(InfoMetric, infoHelp, []string{"metric", "unit", "direction"}, named),
+		info:      prometheus.NewDesc(InfoMetric, infoHelp, []string{"metric", "unit", "direction", "help"}, named),
 		benchmark: prometheus.NewDesc(BenchmarkMetric, benchmarkHelp, k.Labels, named),
-		infoLabel: [3]string{k.MetricName(), k.Unit, k.Direction.String()},
+		infoLabel: [4]string{k.MetricName(), k.Unit, k.Direction.String(), k.Help},
 		text:      newEntryText(k, help),
 	}
 }

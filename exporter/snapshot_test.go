@@ -131,11 +131,11 @@ carewatch_kpi_status{kpi="children_sw_dfe_agency_ratio",la_code="E92000001",scop
 			name:     "every KPI of the catalogue has its info, and a max age when it can go stale",
 			cat:      catalogue(caseload, contacts, timeliness),
 			families: []string{exporter.MaxAgeMetric, exporter.InfoMetric},
-			want: `# HELP carewatch_kpi_info Catalogue entry of a KPI: its metric name, unit and direction (lower_is_better or higher_is_better).
+			want: `# HELP carewatch_kpi_info Catalogue entry of a KPI: its metric name, unit, direction (lower_is_better or higher_is_better) and help text.
 # TYPE carewatch_kpi_info gauge
-carewatch_kpi_info{direction="higher_is_better",kpi="children_assessment_within_45wd_ratio",metric="carewatch_children_assessment_within_45wd_ratio",unit="ratio"} 1
-carewatch_kpi_info{direction="lower_is_better",kpi="adults_contacts",metric="carewatch_adults_contacts",unit="contacts"} 1
-carewatch_kpi_info{direction="lower_is_better",kpi="children_sw_caseload_average",metric="carewatch_children_sw_caseload_average",unit="cases"} 1
+carewatch_kpi_info{direction="higher_is_better",help="Assessments completed within 45 working days, as a ratio of all completed.",kpi="children_assessment_within_45wd_ratio",metric="carewatch_children_assessment_within_45wd_ratio",unit="ratio"} 1
+carewatch_kpi_info{direction="lower_is_better",help="Average caseload per case-holding FTE social worker.",kpi="children_sw_caseload_average",metric="carewatch_children_sw_caseload_average",unit="cases"} 1
+carewatch_kpi_info{direction="lower_is_better",help="Contacts received by adult social care in the month",kpi="adults_contacts",metric="carewatch_adults_contacts",unit="contacts"} 1
 # HELP carewatch_kpi_max_age_seconds How long after the period it describes a KPI's value stays fresh.
 # TYPE carewatch_kpi_max_age_seconds gauge
 carewatch_kpi_max_age_seconds{kpi="children_assessment_within_45wd_ratio"} 3.888e+06

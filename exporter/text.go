@@ -146,7 +146,7 @@ func newEntryText(k *kpi.KPI, help string) entryText {
 		benchmark: newLineTemplate(BenchmarkMetric, k.Labels, named),
 		maxAge:    newLineTemplate(MaxAgeMetric, nil, named),
 		info: newLineTemplate(InfoMetric, nil, [][2]string{
-			{kpiLabel, k.Name}, {"metric", k.MetricName()}, {"unit", k.Unit}, {"direction", k.Direction.String()},
+			{kpiLabel, k.Name}, {"metric", k.MetricName()}, {"unit", k.Unit}, {"direction", k.Direction.String()}, {"help", k.Help},
 		}),
 	}
 }
@@ -214,10 +214,15 @@ func (s *Snapshot) textMaxAges(buf []byte, _, _ int) []byte {
 }
 
 // textInfo writes the info lines in registry order: by their label values
-// in label name order, and direction sorts first.
+// in label name order, and direction and help sort before kpi.
 func (s *Snapshot) textInfo(buf []byte, _, _ int) []byte {
 	es := slices.Clone(s.kpis)
-	slices.SortStableFunc(es, func(a, b *kpiEntry) int { return strings.Compare(a.infoLabel[2], b.infoLabel[2]) })
+	slices.SortStableFunc(es, func(a, b *kpiEntry) int {
+		if c := strings.Compare(a.infoLabel[2], b.infoLabel[2]); c != 0 {
+			return c
+		}
+		return strings.Compare(a.infoLabel[3], b.infoLabel[3])
+	})
 	for _, e := range es {
 		buf = e.text.info.append(buf, nil, 1)
 	}

@@ -101,6 +101,9 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	if err := self.Register(d.storeUp); err != nil {
 		return err
 	}
+	if err := self.Register(exporter.NewTimezoneCollector(d.location, time.Now)); err != nil {
+		return err
+	}
 
 	// The first snapshot comes from the store, so a restart serves the same
 	// numbers as before it, before any collector has run again.
@@ -311,6 +314,14 @@ func (d *daemon) reload(ctx context.Context) error {
 	}
 	d.reloadM.Succeeded(time.Now())
 	d.logger.Info("configuration reloaded", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
+	return nil
+}
+
+// location returns the time zone of the configuration in force.
+func (d *daemon) location() *time.Location {
+	if g := d.current(); g != nil {
+		return g.cfg.Location
+	}
 	return nil
 }
 
