@@ -10,6 +10,9 @@
 // (--teams.webhook-url-file, one per channel, read for every message).
 //
 // Endpoints: POST /alerts (the default channel), POST /alerts/{channel},
+// POST /watchdog (the always-firing Watchdog alert; with --watchdog.channel
+// the relay alarms that channel when it stops arriving), GET /metrics
+// (posts, failures and durations per channel, the Watchdog),
 // GET /-/healthy, GET /-/ready (every channel's file is usable).
 package main
 
@@ -63,6 +66,10 @@ func run(args []string, stderr io.Writer) int {
 	maxAlerts := app.Flag("teams.max-alerts", "Alerts listed in one Teams message; the rest are counted.").Default("20").Int()
 	maxBody := app.Flag("web.max-request-bytes", "Largest notification accepted from Alertmanager.").Default("1MiB").Bytes()
 	timezone := app.Flag("display.timezone", "Time zone of the times shown in messages.").Default("Europe/London").String()
+	watchdogChannel := app.Flag("watchdog.channel",
+		"Channel to alarm when the Watchdog alert stops arriving from Alertmanager on POST /watchdog (a dead man's switch for the alerting path); off if empty.").
+		Default("").String()
+	watchdogTimeout := app.Flag("watchdog.timeout", "How long without a Watchdog, counted from start-up or the last one, before the alarm.").Default("15m").Duration()
 	shutdownTimeout := app.Flag("shutdown.timeout", "How long a graceful shutdown may take.").Default("15s").Duration()
 
 	if _, err := app.Parse(args); err != nil {
@@ -89,6 +96,7 @@ func run(args []string, stderr io.Writer) int {
 		MaxRequestBytes: int64(*maxBody),
 		Card:            CardOptions{MaxAlerts: *maxAlerts, MaxBytes: maxCardBytes, MaxTextRunes: 1000, Location: loc},
 		Logger:          logger,
+		Watchdog:        WatchdogOptions{Channel: *watchdogChannel, Timeout: *watchdogTimeout},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "carewatch-teams: %v\n", err)
@@ -97,6 +105,7 @@ func run(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go relay.RunWatchdog(ctx)
 	server := &http.Server{Handler: relay.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- web.ListenAndServe(server, webFlags, logger) }()

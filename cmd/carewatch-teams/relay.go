@@ -14,7 +14,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // channelName is what a channel may be called: it is a URL path segment.
@@ -68,11 +71,30 @@ type Options struct {
 	MaxRequestBytes int64
 	Card            CardOptions
 	Logger          *slog.Logger
+	// Watchdog, if its Channel is set, makes the relay a dead man's switch
+	// for the alerting path: Alertmanager posts the always-firing Watchdog
+	// alert to /watchdog every few minutes, and when none has arrived for
+	// Timeout (counted from the start, or from the last one) the relay
+	// posts an alarm to Channel, then an all-clear when one arrives again.
+	Watchdog WatchdogOptions
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// WatchdogOptions configure the relay's dead man's switch.
+type WatchdogOptions struct {
+	Channel string
+	Timeout time.Duration
 }
 
 // Relay turns Alertmanager webhook notifications into Teams messages.
 type Relay struct {
-	o Options
+	o       Options
+	metrics *relayMetrics
+
+	mu           sync.Mutex
+	lastWatchdog time.Time // or the start, until one arrives
+	alarmed      bool
 }
 
 // NewRelay checks that every channel's file holds a usable webhook URL.
@@ -86,20 +108,33 @@ func NewRelay(o Options) (*Relay, error) {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	for name, file := range o.Channels {
 		if _, err := readWebhookURL(file); err != nil {
 			return nil, fmt.Errorf("channel %q: %w", channelLabel(name), err)
 		}
 	}
-	return &Relay{o: o}, nil
+	if o.Watchdog.Channel != "" {
+		if _, ok := o.Channels[o.Watchdog.Channel]; !ok {
+			return nil, fmt.Errorf("watchdog channel %q is not a configured channel", o.Watchdog.Channel)
+		}
+		if o.Watchdog.Timeout <= 0 {
+			return nil, errors.New("the watchdog needs a timeout above zero")
+		}
+	}
+	return &Relay{o: o, metrics: newRelayMetrics(o.Channels), lastWatchdog: o.Now()}, nil
 }
 
 // Handler serves POST /alerts (the default channel), POST /alerts/{channel},
-// GET /-/healthy and GET /-/ready.
+// POST /watchdog, GET /metrics, GET /-/healthy and GET /-/ready.
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /alerts", func(w http.ResponseWriter, req *http.Request) { r.serve(w, req, defaultChannel) })
 	mux.HandleFunc("POST /alerts/{channel}", func(w http.ResponseWriter, req *http.Request) { r.serve(w, req, req.PathValue("channel")) })
+	mux.HandleFunc("POST /watchdog", r.watchdog)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("GET /-/ready", r.ready)
 	return mux
@@ -123,6 +158,7 @@ func (r *Relay) serve(w http.ResponseWriter, req *http.Request, channel string) 
 	logger := r.o.Logger.With("channel", channelLabel(channel))
 	file, ok := r.o.Channels[channel]
 	if !ok {
+		r.metrics.refused.WithLabelValues("unknown_channel").Inc()
 		http.Error(w, fmt.Sprintf("no channel %q is configured", channel), http.StatusNotFound)
 		return
 	}
@@ -130,15 +166,18 @@ func (r *Relay) serve(w http.ResponseWriter, req *http.Request, channel string) 
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			r.metrics.refused.WithLabelValues("too_large").Inc()
 			logger.Warn("notification refused: too large", "limit_bytes", r.o.MaxRequestBytes)
 			http.Error(w, fmt.Sprintf("body larger than %d bytes", r.o.MaxRequestBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
+		r.metrics.refused.WithLabelValues("bad_request").Inc()
 		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	var n Notification
 	if err := json.Unmarshal(body, &n); err != nil {
+		r.metrics.refused.WithLabelValues("bad_request").Inc()
 		logger.Warn("notification refused: not Alertmanager webhook JSON", "err", err)
 		http.Error(w, "not Alertmanager webhook JSON: "+err.Error(), http.StatusBadRequest)
 		return
@@ -148,13 +187,14 @@ func (r *Relay) serve(w http.ResponseWriter, req *http.Request, channel string) 
 	}
 	msg, err := RenderCard(&n, r.o.Card)
 	if err != nil {
+		r.metrics.refused.WithLabelValues("unrenderable").Inc()
 		logger.Error("notification not relayed", "err", err)
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
 	logger = logger.With("group_key", n.GroupKey, "status", n.Status, "alerts", len(n.Alerts))
 	start := time.Now()
-	attempts, err := r.post(req.Context(), file, msg, logger)
+	attempts, err := r.postMeasured(req.Context(), channel, file, msg, logger)
 	if err != nil {
 		logger.Error("notification not relayed to Teams", "attempts", attempts, "err", err)
 		http.Error(w, "posting to Teams: "+err.Error(), http.StatusBadGateway)
@@ -162,6 +202,20 @@ func (r *Relay) serve(w http.ResponseWriter, req *http.Request, channel string) 
 	}
 	logger.Info("notification relayed to Teams", "attempts", attempts, "bytes", len(msg), "took", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(w, "OK")
+}
+
+// postMeasured is post, counted and timed for channel.
+func (r *Relay) postMeasured(ctx context.Context, channel, file string, msg []byte, logger *slog.Logger) (int, error) {
+	label := channelLabel(channel)
+	start := time.Now()
+	attempts, err := r.post(ctx, file, msg, logger)
+	r.metrics.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	if err != nil {
+		r.metrics.failures.WithLabelValues(label).Inc()
+	} else {
+		r.metrics.posts.WithLabelValues(label).Inc()
+	}
+	return attempts, err
 }
 
 // post sends msg to the channel's webhook, trying again after network

@@ -84,8 +84,9 @@ func urlFile(t *testing.T, url string) string {
 }
 
 type relayUnderTest struct {
-	url  string
-	logs *bytes.Buffer
+	url   string
+	logs  *bytes.Buffer
+	relay *Relay
 }
 
 func newRelay(t *testing.T, channels map[string]string, tweak func(*Options)) *relayUnderTest {
@@ -110,7 +111,7 @@ func newRelay(t *testing.T, channels map[string]string, tweak func(*Options)) *r
 	}
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
-	return &relayUnderTest{url: srv.URL, logs: logs}
+	return &relayUnderTest{url: srv.URL, logs: logs, relay: r}
 }
 
 type lockedWriter struct {
