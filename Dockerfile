@@ -10,6 +10,8 @@
 #   docker run --rm carewatch --version
 #   docker build --target teams -t carewatch-teams .
 #   docker run --rm carewatch-teams --version
+#
+# The target alertmanager is Alertmanager with the time zone database.
 
 # --- build: static binaries, no cgo, no dependence on the base's libc.
 FROM golang:1.26-bookworm AS build
@@ -44,6 +46,13 @@ EXPOSE 9840
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s \
     CMD wget -q -O /dev/null http://127.0.0.1:9840/-/healthy || exit 1
 ENTRYPOINT ["/usr/local/bin/carewatch-teams"]
+
+# --- alertmanager: the upstream image with the time zone database, which
+# it lacks: the routing's working hours (time_intervals with a location)
+# and TZ for the times in emails need it.
+FROM prom/alertmanager:v0.28.1 AS alertmanager
+COPY --from=build /usr/share/zoneinfo /usr/share/zoneinfo
+ENV TZ=Europe/London
 
 # --- carewatch (the default target, so it comes last).
 FROM base AS carewatch

@@ -7,10 +7,12 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -225,7 +227,8 @@ func TestEveryAlertHasUnitTestsThatShowItFiringAndNot(t *testing.T) {
 		if !fires[name] {
 			t.Errorf("alert %s has no unit test in which it fires", name)
 		}
-		if !quiet[name] {
+		// The Watchdog fires always: there is no test in which it does not.
+		if !quiet[name] && name != "Watchdog" {
 			t.Errorf("alert %s has no unit test in which it does not fire", name)
 		}
 	}
@@ -236,18 +239,29 @@ func TestEveryAlertHasUnitTestsThatShowItFiringAndNot(t *testing.T) {
 	}
 }
 
-// Every alert says how bad it is and what it is about, in words; the KPI
-// alerts also say which service and series, and link to the dashboard.
+// runbookURL matches the default runbook link of an alert and captures
+// the page's path in the repository.
+var runbookURL = regexp.MustCompile(`^\{\{ with \$externalLabels\.runbook_url \}\}\{\{ \. \}\}\{\{ else \}\}https://github\.com/carewatch/carewatch/blob/main/(docs/runbooks)\{\{ end \}\}(/[a-z-]+\.md)$`)
+
+// Every alert says how bad it is and what it is about, in words, and links
+// to a runbook page that exists in the repository; the KPI alerts also say
+// which service and series, and link to the KPI detail dashboard.
 func TestEveryAlertCarriesTheLabelsAndTextPeopleNeed(t *testing.T) {
 	for name, r := range alerts(t) {
 		t.Run(name, func(t *testing.T) {
-			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" && !(name == "Watchdog" && s == "none") {
 				t.Errorf("severity %q, want critical or warning", s)
 			}
-			for _, a := range []string{"summary", "description"} {
+			for _, a := range []string{"summary", "description", "runbook_url"} {
 				if strings.TrimSpace(r.Annotations[a]) == "" {
 					t.Errorf("no %s annotation", a)
 				}
+			}
+			m := runbookURL.FindStringSubmatch(strings.TrimSpace(r.Annotations["runbook_url"]))
+			if m == nil {
+				t.Errorf("runbook_url %q is not a page of docs/runbooks", r.Annotations["runbook_url"])
+			} else if _, err := os.Stat(filepath.Join("..", m[1]+m[2])); err != nil {
+				t.Errorf("runbook_url names a page that does not exist: %v", err)
 			}
 			if strings.HasPrefix(name, "CarewatchKPI") {
 				for _, l := range []string{"service", "series"} {
@@ -255,8 +269,8 @@ func TestEveryAlertCarriesTheLabelsAndTextPeopleNeed(t *testing.T) {
 						t.Errorf("KPI alert without a %s label", l)
 					}
 				}
-				if !strings.Contains(r.Annotations["dashboard"], "/d/carewatch-overview") {
-					t.Errorf("KPI alert without a dashboard link: %q", r.Annotations["dashboard"])
+				if !strings.Contains(r.Annotations["dashboard"], "/d/carewatch-kpi?") {
+					t.Errorf("KPI alert without a link to the KPI detail dashboard: %q", r.Annotations["dashboard"])
 				}
 			}
 		})
@@ -273,28 +287,37 @@ func TestAlertmanagerRoutesEachAlertToThePeopleWhoActOnIt(t *testing.T) {
 	}{
 		{"a red children's KPI goes to children's services, critical",
 			[]string{"alertname=CarewatchKPIRed", "severity=critical", "service=children", "kpi=children_sw_caseload_average", "team=Assessment 1"},
-			[]string{"children-critical"}},
+			[]string{"children-critical", "children-teams"}},
 		{"an amber children's KPI goes to children's services, warning",
 			[]string{"alertname=CarewatchKPIAmber", "severity=warning", "service=children", "kpi=children_sw_vacancy_ratio"},
 			[]string{"children-warning"}},
 		{"a red adults' KPI goes to adults' services, critical",
 			[]string{"alertname=CarewatchKPIRed", "severity=critical", "service=adults", "kpi=adults_assessment_wait_median_seconds"},
-			[]string{"adults-critical"}},
+			[]string{"adults-critical", "adults-teams"}},
 		{"an amber adults' KPI goes to adults' services, warning",
 			[]string{"alertname=CarewatchKPIAmber", "severity=warning", "service=adults"},
 			[]string{"adults-warning"}},
 		{"stale data goes to the operators and to the service",
 			[]string{"alertname=CarewatchKPIStale", "severity=warning", "service=adults"},
-			[]string{"carewatch-operators", "adults-warning"}},
+			[]string{"carewatch-operators", "carewatch-operators-teams", "adults-warning"}},
 		{"a failing collector goes to the operators",
 			[]string{"alertname=CarewatchCollectorFailing", "severity=warning", "collector=workforce"},
-			[]string{"carewatch-operators"}},
+			[]string{"carewatch-operators", "carewatch-operators-teams"}},
 		{"carewatch down goes to the operators",
 			[]string{"alertname=CarewatchDown", "severity=critical", "job=carewatch"},
-			[]string{"carewatch-operators"}},
+			[]string{"carewatch-operators", "carewatch-operators-teams"}},
 		{"an unreachable store goes to the operators",
 			[]string{"alertname=CarewatchStoreDown", "severity=critical"},
-			[]string{"carewatch-operators"}},
+			[]string{"carewatch-operators", "carewatch-operators-teams"}},
+		{"a broken alerting path goes to the operators",
+			[]string{"alertname=AlertmanagerNotificationsFailing", "severity=critical", "integration=email"},
+			[]string{"carewatch-operators", "carewatch-operators-teams"}},
+		{"the Teams relay failing goes to the operators",
+			[]string{"alertname=CarewatchTeamsPostsFailing", "severity=critical", "channel=children"},
+			[]string{"carewatch-operators", "carewatch-operators-teams"}},
+		{"the Watchdog goes to the dead man's switch only",
+			[]string{"alertname=Watchdog", "severity=none"},
+			[]string{"watchdog"}},
 		{"a KPI of no known service goes to the operators",
 			[]string{"alertname=CarewatchKPIRed", "severity=critical", "kpi=council_complaints_open"},
 			[]string{"carewatch-operators"}},
@@ -325,4 +348,86 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	sort.Strings(s)
 	return s
+}
+
+// amRoute is the part of an Alertmanager route these tests read.
+type amRoute struct {
+	Receiver            string     `yaml:"receiver"`
+	ActiveTimeIntervals []string   `yaml:"active_time_intervals"`
+	MuteTimeIntervals   []string   `yaml:"mute_time_intervals"`
+	Routes              []*amRoute `yaml:"routes"`
+}
+
+// Teams is for working hours and email for any time: every route to a
+// receiver that posts to Teams is active in working hours only, and no
+// route to an email receiver is ever muted. The interval itself is
+// Monday to Friday, 08:00 to 18:00 in Europe/London.
+func TestTeamsInWorkingHoursEmailAtAnyTime(t *testing.T) {
+	var cfg struct {
+		TimeIntervals []struct {
+			Name          string `yaml:"name"`
+			TimeIntervals []struct {
+				Weekdays []string `yaml:"weekdays"`
+				Times    []struct {
+					Start string `yaml:"start_time"`
+					End   string `yaml:"end_time"`
+				} `yaml:"times"`
+				Location string `yaml:"location"`
+			} `yaml:"time_intervals"`
+		} `yaml:"time_intervals"`
+		Route     amRoute `yaml:"route"`
+		Receivers []struct {
+			Name     string           `yaml:"name"`
+			Email    []map[string]any `yaml:"email_configs"`
+			Webhooks []struct {
+				URL string `yaml:"url"`
+			} `yaml:"webhook_configs"`
+		} `yaml:"receivers"`
+	}
+	readYAML(t, "alertmanager/alertmanager.yml", &cfg)
+	var found bool
+	for _, ti := range cfg.TimeIntervals {
+		if ti.Name != "working-hours" {
+			continue
+		}
+		found = true
+		if len(ti.TimeIntervals) != 1 || !slices.Equal(ti.TimeIntervals[0].Weekdays, []string{"monday:friday"}) ||
+			len(ti.TimeIntervals[0].Times) != 1 || ti.TimeIntervals[0].Times[0].Start != "08:00" || ti.TimeIntervals[0].Times[0].End != "18:00" ||
+			ti.TimeIntervals[0].Location != "Europe/London" {
+			t.Errorf("working-hours is %+v, want Monday to Friday 08:00-18:00 Europe/London", ti.TimeIntervals)
+		}
+	}
+	if !found {
+		t.Fatal("no time interval working-hours")
+	}
+	teams, email := map[string]bool{}, map[string]bool{}
+	for _, r := range cfg.Receivers {
+		for _, h := range r.Webhooks {
+			if strings.Contains(h.URL, ":9840/alerts") {
+				teams[r.Name] = true
+			}
+		}
+		if len(r.Email) > 0 {
+			email[r.Name] = true
+		}
+		if teams[r.Name] && email[r.Name] {
+			t.Errorf("receiver %s both emails and posts to Teams: they need different hours", r.Name)
+		}
+	}
+	if len(teams) == 0 || len(email) == 0 {
+		t.Fatalf("Teams receivers %v, email receivers %v: want both", teams, email)
+	}
+	var walk func(r *amRoute, path string)
+	walk = func(r *amRoute, path string) {
+		if teams[r.Receiver] && !slices.Equal(r.ActiveTimeIntervals, []string{"working-hours"}) {
+			t.Errorf("%s: the route to Teams receiver %s is active %v, want [working-hours]", path, r.Receiver, r.ActiveTimeIntervals)
+		}
+		if email[r.Receiver] && (len(r.ActiveTimeIntervals) > 0 || len(r.MuteTimeIntervals) > 0) {
+			t.Errorf("%s: the route to email receiver %s is limited in time", path, r.Receiver)
+		}
+		for i, c := range r.Routes {
+			walk(c, fmt.Sprintf("%s.routes[%d]", path, i))
+		}
+	}
+	walk(&cfg.Route, "route")
 }

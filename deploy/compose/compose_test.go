@@ -684,6 +684,13 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 				if u.Host != want {
 					t.Errorf("receiver %s posts to %s, not the relay on %s", r.Name, u.Host, want)
 				}
+				if u.Path == "/watchdog" {
+					// The relay's dead man's switch, not a channel.
+					if flagValue(relay.Command, "watchdog.channel") == "" {
+						t.Errorf("receiver %s posts the Watchdog to the relay, which runs without --watchdog.channel", r.Name)
+					}
+					continue
+				}
 				channel, ok := strings.CutPrefix(u.Path, "/alerts")
 				channel = strings.TrimPrefix(channel, "/")
 				if !ok || strings.Contains(channel, "/") {
