@@ -748,7 +748,7 @@ func labelValue(v any) (string, error) {
 
 // periodLayouts are the date forms a period cell may take; a date without a
 // zone is midnight in the run's time zone.
-var periodLayouts = []string{"2006-01-02", "02/01/2006"}
+var periodLayouts = []string{"2006-01-02", "02/01/2006", "2006-01-02 15:04:05"}
 
 // periodValue reads a period cell. A time.Time that carries no zone of its
 // own (lib/pq returns DATE and TIMESTAMP in an unnamed zero-offset zone) is a

@@ -3,23 +3,24 @@ package collector
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
 )
 
-// ApplicationName is the application_name every SQL source connection
-// carries, so that a source's DBA can see carewatch in pg_stat_activity.
+// ApplicationName is the name every SQL source connection gives the
+// server, so that a source's DBA can see carewatch: application_name in
+// PostgreSQL's pg_stat_activity, the app name in SQL Server's
+// sys.dm_exec_sessions, the program_name connection attribute in MySQL's and
+// MariaDB's performance_schema.session_connect_attrs.
 const ApplicationName = "carewatch"
 
 // Defaults for a SQL source whose config is silent. The pool is small on
@@ -37,11 +38,50 @@ const (
 	SQLConnMaxIdleTime = 5 * time.Minute
 )
 
-// OpenSQL sets up a connection pool for a PostgreSQL source without
-// connecting: a source that is down fails its collectors' runs, not the
-// daemon's start. dsn may be a postgres:// URL or key=value pairs; its
-// application_name is always ApplicationName. Errors never quote the DSN,
-// which holds a password.
+// sqlDialect is what differs between the SQL servers a source may be; one
+// file per dialect (sql_postgres.go, sql_mysql.go, sql_sqlserver.go) holds
+// its value. Everything else, from the pool to the mapping, is shared.
+type sqlDialect struct {
+	// driverName is sqlx's name for the dialect's placeholders.
+	driverName string
+	// connector parses dsn and returns a connector that names carewatch to
+	// the server, and the password, so that errors never quote it.
+	connector func(dsn string) (c driver.Connector, password string, err error)
+	// begin starts the run's session: read-only where the dialect can say so,
+	// with the server ending a statement after timeout.
+	begin func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error)
+	// clientTimeout says that the server has no statement timeout of its own:
+	// the query runs under a context cut at the timeout, whose end the driver
+	// sends to the server to stop it.
+	clientTimeout bool
+	// checkQuery refuses a query before it is sent, when the server cannot.
+	checkQuery func(query string) error
+	// permanent reports a server error that the same query would meet again.
+	permanent func(err error) bool
+	// fixTime makes a time value of a column of database type dbType what
+	// the Mapper expects: an instant keeps a zone, a calendar date or time
+	// has the unnamed zero-offset zone.
+	fixTime func(dbType string, t time.Time) time.Time
+}
+
+// dialectOf returns the dialect of a SQL source type.
+func dialectOf(typ string) (*sqlDialect, error) {
+	switch typ {
+	case config.SourcePostgres:
+		return &postgresDialect, nil
+	case config.SourceMySQL, config.SourceMariaDB:
+		return &mysqlDialect, nil
+	case config.SourceSQLServer:
+		return &sqlServerDialect, nil
+	}
+	return nil, fmt.Errorf("%q is not a SQL source type", typ)
+}
+
+// OpenSQL sets up a connection pool for a SQL source (PostgreSQL,
+// MySQL/MariaDB or SQL Server, by src.Type) without connecting: a source
+// that is down fails its collectors' runs, not the daemon's start. The
+// connection always names itself ApplicationName. Errors never quote the
+// DSN, which holds a password.
 func OpenSQL(src *config.SourceConfig, dsn string) (*sqlx.DB, error) {
 	db, _, err := openSQL(src, dsn)
 	return db, err
@@ -65,16 +105,19 @@ func openSQL(src *config.SourceConfig, dsn string) (*sqlx.DB, string, error) {
 	if src == nil {
 		return nil, "", errors.New("sql source: no source config")
 	}
-	cfg, err := pq.NewConfig(dsn)
-	if err != nil {
-		return nil, "", fmt.Errorf("source %q: the DSN is not valid: %s", src.Name, redactDSN(err.Error(), dsn))
+	typ := src.Type
+	if typ == "" {
+		typ = config.SourcePostgres
 	}
-	cfg.ApplicationName = ApplicationName
-	connector, err := pq.NewConnectorConfig(cfg)
+	d, err := dialectOf(typ)
 	if err != nil {
-		return nil, "", fmt.Errorf("source %q: %w", src.Name, redactPassword(err, cfg.Password))
+		return nil, "", fmt.Errorf("source %q: %w", src.Name, err)
 	}
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	connector, password, err := d.connector(dsn)
+	if err != nil {
+		return nil, "", fmt.Errorf("source %q: %w", src.Name, err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), d.driverName)
 	conns := src.MaxOpenConns
 	if conns <= 0 {
 		conns = DefaultSQLMaxOpenConns
@@ -87,16 +130,17 @@ func openSQL(src *config.SourceConfig, dsn string) (*sqlx.DB, string, error) {
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(lifetime)
 	db.SetConnMaxIdleTime(SQLConnMaxIdleTime)
-	return db, cfg.Password, nil
+	return db, password, nil
 }
 
-// SQLSource is a collector's query on a PostgreSQL source. It implements
+// SQLSource is a collector's query on a SQL source. It implements
 // kpi.Source.
 type SQLSource struct {
 	collector        string
 	source           string
 	query            string
 	statementTimeout time.Duration
+	dialect          *sqlDialect
 	db               *sqlx.DB
 	mapper           *Mapper
 
@@ -117,11 +161,16 @@ func NewSQLSource(name string, cc *config.CollectorConfig, src *config.SourceCon
 	if timeout <= 0 {
 		timeout = DefaultSQLStatementTimeout
 	}
+	d, err := dialectOf(src.Type)
+	if err != nil {
+		d = &postgresDialect
+	}
 	return &SQLSource{
 		collector:        name,
 		source:           src.Name,
 		query:            cc.Query,
 		statementTimeout: timeout,
+		dialect:          d,
 		db:               db,
 		mapper:           m,
 	}
@@ -130,10 +179,10 @@ func NewSQLSource(name string, cc *config.CollectorConfig, src *config.SourceCon
 // Describe returns the source's name and the query it runs, for the run record.
 func (s *SQLSource) Describe() (source, query string) { return s.source, s.query }
 
-// Collect runs the query in a READ ONLY transaction under a statement
-// timeout no longer than ctx allows, maps every row, and rolls back.
-// Errors that retrying cannot mend (a syntax error, a write refused by the
-// read-only transaction, a row that does not map) are marked Permanent.
+// Collect runs the query in the dialect's read-only session under a
+// statement timeout no longer than ctx allows, maps every row, and rolls
+// back. Errors that retrying cannot mend (a syntax error, a write refused by
+// the read-only session, a row that does not map) are marked Permanent.
 func (s *SQLSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,7 +195,7 @@ func (s *SQLSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 			err = fmt.Errorf("%w: %w", ctxErr, err)
 		}
 		err = fmt.Errorf("collector %q: source %q: %w", s.collector, s.source, err)
-		if permanentSQL(err) {
+		if s.dialect.permanent(err) {
 			err = Permanent(err)
 		}
 		return nil, err
@@ -155,6 +204,11 @@ func (s *SQLSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 }
 
 func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
+	if s.dialect.checkQuery != nil {
+		if err := s.dialect.checkQuery(s.query); err != nil {
+			return nil, Permanent(fmt.Errorf("collector %q: source %q: query: %w", s.collector, s.source, err))
+		}
+	}
 	timeout := s.statementTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
@@ -166,47 +220,47 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 		// stays usable, rather than the driver cancelling it.
 		timeout = min(timeout, left-min(left/10, time.Second))
 	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.dialect.begin(ctx, s.db, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("begin read-only transaction: %w", err)
+		return nil, err
 	}
-	// The transaction is read only: rolling back is how it ends.
+	// The session is read only, or must be treated as such: rolling back is
+	// how it ends.
 	defer func() { _ = tx.Rollback() }()
 
-	ms := max(timeout.Milliseconds(), 1)
-	if _, err := tx.ExecContext(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(ms, 10)+"ms"); err != nil {
-		return nil, fmt.Errorf("set statement_timeout: %w", err)
+	qctx := ctx
+	if s.dialect.clientTimeout {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeoutCause(ctx, timeout, errStatementTimeout)
+		defer cancel()
 	}
-	// Preparing the query makes PostgreSQL take it as a single statement
-	// (extended protocol): "COMMIT; INSERT ..." cannot slip out of the
-	// read-only transaction.
-	stmt, err := tx.PrepareContext(ctx, s.query)
+	// Preparing the query makes PostgreSQL and MySQL take it as a single
+	// statement: "COMMIT; INSERT ..." cannot slip out of the read-only
+	// transaction.
+	stmt, err := tx.PrepareContext(qctx, s.query)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, queryErr(qctx, err)
 	}
 	defer func() { _ = stmt.Close() }()
-	rows, err := stmt.QueryContext(ctx)
+	rows, err := stmt.QueryContext(qctx)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, queryErr(qctx, err)
 	}
 	defer func() { _ = rows.Close() }()
 	columns, err := rows.Columns()
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, queryErr(qctx, err)
 	}
 	if err := s.mapper.Bind(columns); err != nil {
 		return nil, Permanent(err)
 	}
 	types, err := rows.ColumnTypes()
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, queryErr(qctx, err)
 	}
-	// The Mapper reads a time without a zone as a local date or time. lib/pq
-	// gives a TIMESTAMPTZ such a zone when it cannot load the session's
-	// TimeZone, so those values are pinned to UTC: they are instants.
-	instant := make([]bool, len(types))
+	dbTypes := make([]string, len(types))
 	for i, ct := range types {
-		instant[i] = ct.DatabaseTypeName() == "TIMESTAMPTZ"
+		dbTypes[i] = strings.ToUpper(ct.DatabaseTypeName())
 	}
 	values := make([]any, len(columns))
 	dest := make([]any, len(columns))
@@ -219,8 +273,8 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 			return nil, fmt.Errorf("row %d: %w", n, err)
 		}
 		for i, v := range values {
-			if t, ok := v.(time.Time); ok && instant[i] {
-				values[i] = t.UTC()
+			if t, ok := v.(time.Time); ok {
+				values[i] = s.dialect.fixTime(dbTypes[i], t)
 			}
 		}
 		o, err := s.mapper.Map(n, values, run)
@@ -230,28 +284,21 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 		obs = append(obs, o...)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, queryErr(qctx, err)
 	}
 	return obs, nil
 }
 
-// permanentSQL reports whether err is a PostgreSQL error that the same query
-// would meet again at once: a syntax or access rule error (class 42), a data
-// exception such as a division by zero (class 22), a feature not supported
-// (0A), or a write refused by the read-only transaction.
-func permanentSQL(err error) bool {
-	var pqErr *pq.Error
-	if !errors.As(err, &pqErr) {
-		return false
+// errStatementTimeout ends a query that a dialect bounds from the client.
+var errStatementTimeout = errors.New("the statement timed out (statement_timeout)")
+
+// queryErr wraps an error of the query, saying so when the client ended it
+// at the statement timeout.
+func queryErr(qctx context.Context, err error) error {
+	if cause := context.Cause(qctx); errors.Is(cause, errStatementTimeout) {
+		return fmt.Errorf("query: %w: %w", cause, err)
 	}
-	code := string(pqErr.Code)
-	switch {
-	case code == "25006": // read_only_sql_transaction
-		return true
-	case strings.HasPrefix(code, "42"), strings.HasPrefix(code, "22"), strings.HasPrefix(code, "0A"):
-		return true
-	}
-	return false
+	return fmt.Errorf("query: %w", err)
 }
 
 // redactPassword keeps err (for errors.Is) but takes the password out of its
@@ -270,34 +317,3 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
-
-// dsnKeywords are the connection parameter names that may stay in a message
-// about a DSN that does not parse; any other fragment of the DSN (a host, a
-// user, a password) is taken out.
-var dsnKeywords = map[string]bool{
-	"postgres": true, "postgresql": true, "host": true, "hostaddr": true, "port": true,
-	"dbname": true, "user": true, "password": true, "passfile": true, "sslmode": true,
-	"sslcert": true, "sslkey": true, "sslrootcert": true, "sslnegotiation": true,
-	"sslsni": true, "connect_timeout": true, "application_name": true,
-	"fallback_application_name": true, "options": true, "service": true,
-	"target_session_attrs": true, "load_balance_hosts": true, "client_encoding": true,
-	"datestyle": true, "disable": true, "require": true, "prefer": true, "allow": true,
-	"verify-ca": true, "verify-full": true, "min_protocol_version": true, "max_protocol_version": true,
-	"ssl_min_protocol_version": true, "ssl_max_protocol_version": true,
-}
-
-// redactDSN takes out of msg every fragment of dsn that is not a parameter name.
-func redactDSN(msg, dsn string) string {
-	fields := strings.FieldsFunc(dsn, func(r rune) bool {
-		return strings.ContainsRune(" \t\r\n='\"\\:@/?&,", r)
-	})
-	// Longest first, so that a fragment inside another is not left behind.
-	slices.SortFunc(fields, func(a, b string) int { return len(b) - len(a) })
-	for _, f := range fields {
-		if len(f) < 2 || dsnKeywords[strings.ToLower(f)] {
-			continue
-		}
-		msg = strings.ReplaceAll(msg, f, "[redacted]")
-	}
-	return msg
-}

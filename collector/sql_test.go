@@ -17,10 +17,11 @@ import (
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/mariadblocal/mdbtest"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(mdbtest.Main(func() int { return pgtest.Main(m) })) }
 
 // sourceDB creates a database holding a synthetic caseload table, and
 // returns its DSN.

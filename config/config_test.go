@@ -104,7 +104,7 @@ func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
 		}},
 		{"missing_source.yml", []string{
 			`testdata/missing_source.yml:4: kpis[0].direction: direction "sideways" is not one of lower_is_better, higher_is_better`,
-			`testdata/missing_source.yml:6: sources[0].type: unknown source type "mysql": one of file, http, postgres`,
+			`testdata/missing_source.yml:6: sources[0].type: unknown source type "oracle": one of file, http, mariadb, mysql, postgres, sqlserver`,
 			`testdata/missing_source.yml:9: collectors[0].source: source "hr" is not defined under sources`,
 		}},
 	} {

@@ -257,7 +257,10 @@ var (
 var ReservedLabels = map[string]bool{"kpi": true, "level": true, "collector": true, "metric": true, "unit": true, "direction": true, "job": true, "instance": true, "le": true, "quantile": true}
 
 // SourceTypes are the source kinds carewatch can read.
-var SourceTypes = map[string]bool{"postgres": true, "file": true, "http": true}
+var SourceTypes = map[string]bool{
+	SourcePostgres: true, SourceMySQL: true, SourceMariaDB: true, SourceSQLServer: true,
+	SourceFile: true, SourceHTTP: true,
+}
 
 func (v *validator) validate(c *Config) {
 	v.global(c)

@@ -19,9 +19,23 @@ import (
 // Source types.
 const (
 	SourcePostgres = "postgres"
-	SourceFile     = "file"
-	SourceHTTP     = "http"
+	// SourceMySQL is a MySQL or MariaDB server; "mariadb" is the same type.
+	SourceMySQL     = "mysql"
+	SourceMariaDB   = "mariadb"
+	SourceSQLServer = "sqlserver"
+	SourceFile      = "file"
+	SourceHTTP      = "http"
 )
+
+// IsSQL reports whether a source type is a SQL database, whose collectors
+// give a query and whose connection string comes from dsn_env or dsn_file.
+func IsSQL(typ string) bool {
+	switch typ {
+	case SourcePostgres, SourceMySQL, SourceMariaDB, SourceSQLServer:
+		return true
+	}
+	return false
+}
 
 // Table formats.
 const (
@@ -101,16 +115,16 @@ func (v *validator) sources(ss []SourceConfig) {
 		case SourceHTTP:
 			v.only(p, s.Type, append(sqlKeys, fileKeys...)...)
 			v.httpSource(p, s)
-		case SourcePostgres:
+		case SourcePostgres, SourceMySQL, SourceMariaDB, SourceSQLServer:
 			v.only(p, s.Type, append(fileKeys, httpKeys...)...)
-			v.postgresSource(p, s)
+			v.sqlSource(p, s)
 		}
 	}
 }
 
-func (v *validator) postgresSource(p string, s *SourceConfig) {
+func (v *validator) sqlSource(p string, s *SourceConfig) {
 	if s.DSNEnv == "" && s.DSNFile == "" {
-		v.addf(p, "a postgres source needs dsn_env or dsn_file (connection strings never sit in the config text)")
+		v.addf(p, "a %s source needs dsn_env or dsn_file (connection strings never sit in the config text)", s.Type)
 	}
 	if s.DSNEnv != "" && s.DSNFile != "" {
 		v.addf(p+".dsn_file", "give dsn_env or dsn_file, not both")
@@ -297,7 +311,7 @@ func (v *validator) input(p string, cc *CollectorConfig, src *SourceConfig) {
 			}
 			refuse("benchmark", cc.Benchmark != nil, "file")
 		}
-		if strings.TrimSpace(cc.Query) == "" && (src == nil || typ == SourcePostgres) {
+		if strings.TrimSpace(cc.Query) == "" && (src == nil || IsSQL(typ)) {
 			v.addf(p+".query", "is required for a SQL source")
 		}
 	}

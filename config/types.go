@@ -96,7 +96,8 @@ type StepConfig struct {
 // SourceConfig is a place collectors read from.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Type is the kind of source: "postgres", "file" or "http".
+	// Type is the kind of source: "postgres", "mysql" (or "mariadb"),
+	// "sqlserver", "file" or "http".
 	Type string `yaml:"type"`
 	// DSNEnv or DSNFile give a SQL source's connection string.
 	DSNEnv           string   `yaml:"dsn_env"`

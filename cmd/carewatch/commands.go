@@ -53,7 +53,7 @@ func runCheck(ctx context.Context, file string, connect bool, out io.Writer) err
 func pingSource(ctx context.Context, sc *config.SourceConfig) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if sc.Type != config.SourcePostgres {
+	if !config.IsSQL(sc.Type) {
 		return collector.Reach(pctx, sc)
 	}
 	dsn, err := sc.DSN()
