@@ -3,6 +3,8 @@ package collector
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -158,7 +160,7 @@ func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 	}
 	tables := make([]*table, 0, len(names))
 	for _, name := range names {
-		read, err := s.readFile(ctx, root, name)
+		read, err := s.readFile(ctx, root, name, run.Provenance)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +182,7 @@ func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 		}
 	}
 	if s.bench != nil {
-		neighbours, err := s.readNeighbours(ctx, root)
+		neighbours, err := s.readNeighbours(ctx, root, run.Provenance)
 		if err != nil {
 			return nil, err
 		}
@@ -249,9 +251,9 @@ func (s *FileSource) files(root *os.Root) ([]string, error) {
 // readFile reads one file of the folder as a table, or as one table for
 // each of the worksheets file.sheets names. Each is named for a query: by
 // file.table, by its sheet, or by the file's name.
-func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string) ([]*table, error) {
+func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string, prov *kpi.Provenance) ([]*table, error) {
 	where := fmt.Sprintf("file %q", name)
-	data, err := readBounded(ctx, root, name, s.maxSize)
+	data, err := readBounded(ctx, root, name, s.maxSize, prov)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -289,8 +291,9 @@ func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string) (
 }
 
 // readBounded reads a regular file of root, refusing one larger than limit
-// (before reading it, and while reading it, should it grow meanwhile).
-func readBounded(ctx context.Context, root *os.Root, name string, limit int64) ([]byte, error) {
+// (before reading it, and while reading it, should it grow meanwhile), and
+// records what it read in prov: name, size, modification time, SHA-256.
+func readBounded(ctx context.Context, root *os.Root, name string, limit int64, prov *kpi.Provenance) ([]byte, error) {
 	osName := filepath.FromSlash(name)
 	info, err := root.Stat(osName)
 	if err != nil {
@@ -320,7 +323,17 @@ func readBounded(ctx context.Context, root *os.Root, name string, limit int64) (
 	if errors.Is(err, errTooLarge) {
 		return nil, Permanent(fmt.Errorf("grew past the source's max_file_size (%s) while being read", config.ByteSize(limit)))
 	}
-	return data, err
+	if err != nil {
+		return nil, err
+	}
+	// The time and size are the open file's, which may differ from the
+	// Stat above if the file was replaced meanwhile.
+	if fi, err := f.Stat(); err == nil {
+		info = fi
+	}
+	sum := sha256.Sum256(data)
+	prov.Add(kpi.Read{Kind: kpi.ReadFile, Name: name, Size: int64(len(data)), ModTime: info.ModTime().UTC(), SHA256: hex.EncodeToString(sum[:])})
+	return data, nil
 }
 
 // isEscape reports whether err is os.Root refusing a path that leaves it.
@@ -374,10 +387,10 @@ func (s *FileSource) nameColumns(t *table, name string) error {
 }
 
 // readNeighbours reads the benchmark's statistical neighbour file.
-func (s *FileSource) readNeighbours(ctx context.Context, root *os.Root) (*table, error) {
+func (s *FileSource) readNeighbours(ctx context.Context, root *os.Root, prov *kpi.Provenance) (*table, error) {
 	name := s.bench.neighboursFile
 	where := fmt.Sprintf("file %q (benchmark.neighbours_file)", name)
-	data, err := readBounded(ctx, root, name, s.maxSize)
+	data, err := readBounded(ctx, root, name, s.maxSize, prov)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

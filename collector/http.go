@@ -3,6 +3,8 @@ package collector
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,6 +202,8 @@ func (s *HTTPSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the answer: %w", where, err)
 	}
+	sum := sha256.Sum256(data)
+	run.Provenance.Add(kpi.Read{Kind: kpi.ReadHTTP, Name: resp.Request.URL.Redacted(), Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
 	contentType := resp.Header.Get("Content-Type")
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	if contentType == "" {

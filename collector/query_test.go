@@ -2,11 +2,14 @@ package collector_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -362,5 +365,32 @@ func TestLongFormatDfEFileGivesOneCrossRowRatioForEnglandRegionsAndCouncils(t *t
 	}
 	if zeros == 0 || missing == 0 {
 		t.Errorf("the file should hold both real zeros (%d) and suppressed figures (%d)", zeros, missing)
+	}
+}
+
+// A run records the file it read, the newest of a glob, not the glob, with
+// its size, modification time and SHA-256.
+func TestAFileRunRecordsTheFileItReadAndItsSHA256(t *testing.T) {
+	dir := t.TempDir()
+	older := []byte("team,vacant\nnorth,1\n")
+	newer := []byte("team,vacant\nnorth,2\n")
+	writeFile(t, dir, "hr-2025-01.csv", older)
+	writeFile(t, dir, "hr-2025-02.csv", newer)
+	mtime := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(dir, "hr-2025-01.csv"), mtime.Add(-time.Hour), mtime.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(dir, "hr-2025-02.csv"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	src, cfg := newFileSource(t, dir, fileCase{file: "{glob: \"hr-*.csv\"}"})
+	prov := &kpi.Provenance{}
+	if _, err := src.Collect(t.Context(), kpi.RunInfo{Collector: "hr", At: time.Now(), Location: cfg.Location, Provenance: prov}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(newer)
+	want := []kpi.Read{{Kind: kpi.ReadFile, Name: "hr-2025-02.csv", Size: int64(len(newer)), ModTime: mtime, SHA256: hex.EncodeToString(sum[:])}}
+	if got := prov.Reads(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reads %v\nwant %v", got, want)
 	}
 }

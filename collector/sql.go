@@ -220,6 +220,7 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 		// stays usable, rather than the driver cancelling it.
 		timeout = min(timeout, left-min(left/10, time.Second))
 	}
+	run.Provenance.Add(kpi.Read{Kind: kpi.ReadSQL, Name: s.query})
 	tx, err := s.dialect.begin(ctx, s.db, timeout)
 	if err != nil {
 		return nil, err

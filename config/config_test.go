@@ -248,3 +248,23 @@ func mustRead(t *testing.T, file string) string {
 	}
 	return string(b)
 }
+
+// The reference config states the naming rules that Load enforces: every
+// reserved label name is listed there.
+func TestReferenceConfigListsTheReservedLabels(t *testing.T) {
+	b, err := os.ReadFile("../examples/reference.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for l := range config.ReservedLabels {
+		if !strings.Contains(text, " "+l+",") && !strings.Contains(text, " "+l+" (") {
+			t.Errorf("examples/reference.yml does not list the reserved label %q", l)
+		}
+	}
+	for _, suffix := range []string{"_total", "_count", "_sum", "_bucket", "_info", "_created", "_ratio", "percent"} {
+		if !strings.Contains(text, suffix) {
+			t.Errorf("examples/reference.yml does not say what %s means for a KPI name", suffix)
+		}
+	}
+}

@@ -83,6 +83,10 @@ func (e *Expr) String() string {
 
 var opSymbol = map[ExprOp]byte{OpAdd: '+', OpSub: '-', OpMul: '*', OpDiv: '/'}
 
+func isWordByte(d byte) bool {
+	return d == '_' || d >= 'a' && d <= 'z' || d >= 'A' && d <= 'Z' || d >= '0' && d <= '9'
+}
+
 func isBareName(s string) bool {
 	if s == "" {
 		return false
@@ -96,8 +100,8 @@ func isBareName(s string) bool {
 }
 
 // ParseExpression parses a value expression: numbers, column names (bare,
-// as letters, digits and underscores, or in double quotes when they hold
-// other characters, e.g. "Vacancy FTE"), the operators + - * / with the usual
+// as letters, digits and underscores, 2_years_or_more included, or in double
+// quotes when they hold other characters, e.g. "Vacancy FTE"), the operators + - * / with the usual
 // precedence, a unary minus and brackets.
 func ParseExpression(s string) (*Expr, error) {
 	if len(s) > MaxExpressionLength {
@@ -205,6 +209,15 @@ func (p *exprParser) next() {
 				p.i = j
 			}
 		}
+		// A word that starts with digits is a column name, as DfE's
+		// 2_years_or_more is: digits then a letter or _ make no number.
+		if p.i < len(p.src) && isWordByte(p.src[p.i]) {
+			for p.i < len(p.src) && isWordByte(p.src[p.i]) {
+				p.i++
+			}
+			p.tok = token{kind: tokName, pos: start, text: p.src[start:p.i]}
+			return
+		}
 		text := p.src[start:p.i]
 		f, err := strconv.ParseFloat(text, 64)
 		if err != nil || math.IsInf(f, 0) {
@@ -213,11 +226,7 @@ func (p *exprParser) next() {
 		}
 		p.tok = token{kind: tokNumber, pos: start, text: text, num: f}
 	case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-		for p.i < len(p.src) {
-			d := p.src[p.i]
-			if !(d == '_' || d >= 'a' && d <= 'z' || d >= 'A' && d <= 'Z' || d >= '0' && d <= '9') {
-				break
-			}
+		for p.i < len(p.src) && isWordByte(p.src[p.i]) {
 			p.i++
 		}
 		p.tok = token{kind: tokName, pos: start, text: p.src[start:p.i]}

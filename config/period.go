@@ -31,8 +31,9 @@ var periodTokens = []struct{ token, layout string }{
 }
 
 // ParsePeriod reads a period_format (YYYY, YYYY-MM, MMM YYYY, DD/MM/YYYY...)
-// and a period_day: MM-DD for a year format (09-30), DD or "end" for a month
-// format; empty for the first day. A format must write the year.
+// and a period_day: MM-DD for a year format (09-30), which it requires; DD
+// or "end" for a month format, the first day if empty. A format must write
+// the year.
 func ParsePeriod(format, day string) (*PeriodSpec, error) {
 	p := &PeriodSpec{Format: format, Month: time.January, Day: 1}
 	var b strings.Builder
@@ -74,6 +75,10 @@ func ParsePeriod(format, day string) (*PeriodSpec, error) {
 	p.Layout = b.String()
 	day = strings.TrimSpace(day)
 	switch {
+	case day == "" && !p.HasMonth:
+		// A reporting year may end on 31 March or describe a census on 30
+		// September: 1 January is rarely meant, so it must be said.
+		return nil, fmt.Errorf("period_day is required with period_format %q: the day the year describes, as MM-DD (09-30 for DfE's workforce census, 03-31 for a financial year's end, 01-01 for 1 January)", format)
 	case day == "":
 	case p.HasDay:
 		return nil, fmt.Errorf("period_day %q is not needed: period_format %q writes the day", day, format)

@@ -622,11 +622,14 @@ func (v *validator) period(p string, cc *CollectorConfig) {
 		v.addf(p+".period_format", "needs period_column: without it the period is the run's date")
 	}
 	if _, err := ParsePeriod(cc.PeriodFormat, cc.PeriodDay); err != nil {
-		key := ".period_format"
-		if strings.HasPrefix(err.Error(), "period_day") {
+		key, msg := ".period_format", err.Error()
+		if strings.HasPrefix(msg, "period_day") {
 			key = ".period_day"
+			if rest, ok := strings.CutPrefix(msg, "period_day is "); ok {
+				msg = "is " + rest
+			}
 		}
-		v.addf(p+key, "%v", err)
+		v.addf(p+key, "%s", msg)
 	}
 }
 

@@ -229,8 +229,11 @@ func TestBadFileAndHTTPConfigsAreRefusedNamingThePath(t *testing.T) {
 			kpis + fileSrc + collector("hr", "    file: {path: a.csv}\n    period_day: 09-30\n"+metric),
 			`collectors[0].period_day: needs period_format: the day is for a period written without one`},
 		{"a period format without a period column",
-			kpis + fileSrc + collector("hr", "    file: {path: a.csv}\n    period_format: YYYY\n"+metric),
+			kpis + fileSrc + collector("hr", "    file: {path: a.csv}\n    period_format: YYYY-MM\n"+metric),
 			`collectors[0].period_format: needs period_column: without it the period is the run's date`},
+		{"a year without the day it describes",
+			kpis + fileSrc + collector("hr", "    file: {path: a.csv}\n    period_column: year\n    period_format: YYYY\n"+metric),
+			`collectors[0].period_day: is required with period_format "YYYY": the day the year describes, as MM-DD (09-30 for DfE's workforce census, 03-31 for a financial year's end, 01-01 for 1 January)`},
 		{"a size that is not one",
 			kpis + "sources: [{name: hr, type: file, directory: d, max_file_size: lots}]\n" + collector("hr", "    file: {path: a.csv}\n"+metric),
 			`sources[0].max_file_size: "lots" is not a valid size (e.g. 512KiB, 10MB, 1GiB)`},
@@ -260,6 +263,9 @@ func TestParseExpression(t *testing.T) {
 		{"100 * a / b", "((100 * a) / b)"},
 		{"1.5e2 * .5", "(150 * 0.5)"},
 		{"  a  ", "a"},
+		// DfE's column names may start with a digit.
+		{"2_years_or_more / total", `("2_years_or_more" / total)`},
+		{"2e3 * 12months", `(2000 * "12months")`},
 	} {
 		e, err := config.ParseExpression(tc.in)
 		if err != nil || e.String() != tc.want {
@@ -361,7 +367,7 @@ func TestParsePeriodReadsTheDayItDescribes(t *testing.T) {
 		want              time.Time
 	}{
 		{"YYYY", "09-30", "2025", time.Date(2025, 9, 30, 0, 0, 0, 0, loc)},
-		{"YYYY", "", "2025", time.Date(2025, 1, 1, 0, 0, 0, 0, loc)},
+		{"YYYY", "01-01", "2025", time.Date(2025, 1, 1, 0, 0, 0, 0, loc)},
 		{"YYYY-MM", "end", "2024-02", time.Date(2024, 2, 29, 0, 0, 0, 0, loc)},
 		{"YYYY-MM", "31", "2025-04", time.Date(2025, 4, 30, 0, 0, 0, 0, loc)},
 		{"MMM YYYY", "15", "Mar 2025", time.Date(2025, 3, 15, 0, 0, 0, 0, loc)},
@@ -384,6 +390,7 @@ func TestParsePeriodReadsTheDayItDescribes(t *testing.T) {
 		{"YYYY-DD", "", `period_format "YYYY-DD" writes a day but no month`},
 		{"YYYY-MM-DD", "end", `period_day "end" is not needed: period_format "YYYY-MM-DD" writes the day`},
 		{"YYYY", "30", `period_day "30": a year's period_day is MM-DD, e.g. 09-30 for 30 September`},
+		{"YYYY", "", `period_day is required with period_format "YYYY": the day the year describes, as MM-DD (09-30 for DfE's workforce census, 03-31 for a financial year's end, 01-01 for 1 January)`},
 		{"YYYY-MM", "32", `period_day "32": a month's period_day is a day from 1 to 31 (the last day of a shorter month) or "end"`},
 		{"YYYY 1", "", `period_format "YYYY 1": '1' is not a token (YYYY, YY, MMMM, MMM, MM, DD) or a separator (space / - . , : _)`},
 	} {

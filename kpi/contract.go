@@ -2,6 +2,8 @@ package kpi
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -18,6 +20,57 @@ type RunInfo struct {
 	// the date of At (in the collector's time zone) as the period.
 	At       time.Time
 	Location *time.Location
+	// Provenance, when not nil, receives what the run reads, as it reads it.
+	Provenance *Provenance
+}
+
+// Read is one thing a run read: a file, an HTTP answer, a query.
+type Read struct {
+	// Kind is ReadFile, ReadHTTP or ReadSQL.
+	Kind string `json:"kind"`
+	// Name is the file's path inside its source's folder, the URL that
+	// answered (after redirects), or the query run.
+	Name string `json:"name"`
+	// Size is the bytes read; ModTime a file's modification time; SHA256
+	// the hex SHA-256 of the bytes read: together they say which version
+	// of a file or answer the run's numbers came from.
+	Size    int64     `json:"size,omitempty"`
+	ModTime time.Time `json:"modified,omitzero"`
+	SHA256  string    `json:"sha256,omitempty"`
+}
+
+// The kinds of Read.
+const (
+	ReadFile = "file"
+	ReadHTTP = "http"
+	ReadSQL  = "sql"
+)
+
+// Provenance gathers the reads of one run. It is safe for concurrent use,
+// and a nil *Provenance records nothing.
+type Provenance struct {
+	mu    sync.Mutex
+	reads []Read
+}
+
+// Add records a read.
+func (p *Provenance) Add(r Read) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reads = append(p.reads, r)
+}
+
+// Reads returns the reads recorded so far, in the order they were made.
+func (p *Provenance) Reads() []Read {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.reads)
 }
 
 // Run is the record of one collector run, successful or not.
@@ -26,8 +79,11 @@ type Run struct {
 	// Source names where the data came from (a source name, a file, a URL);
 	// Query is what was asked of it. Together they make every stored number
 	// traceable.
-	Source     string
-	Query      string
+	Source string
+	Query  string
+	// Reads is exactly what the run read: each file with its size,
+	// modification time and SHA-256, each HTTP answer's URL, each query.
+	Reads      []Read
 	StartedAt  time.Time
 	FinishedAt time.Time
 	// Err is the run's failure, or nil for a success.

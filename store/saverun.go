@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -90,13 +91,21 @@ func insertRun(ctx context.Context, tx *sqlx.Conn, run kpi.Run, n int) (int64, e
 	if run.Err != nil {
 		status, errText = "failed", run.Err.Error()
 	}
+	reads := run.Reads
+	if reads == nil {
+		reads = []kpi.Read{}
+	}
+	readsJSON, err := json.Marshal(reads)
+	if err != nil {
+		return 0, fmt.Errorf("recording the run's reads: %w", err)
+	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `
-		INSERT INTO runs (collector, source, query, started_at, finished_at, duration_seconds, status, error, observations)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	err = tx.QueryRowContext(ctx, `
+		INSERT INTO runs (collector, source, query, started_at, finished_at, duration_seconds, status, error, observations, reads)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		RETURNING id`,
 		run.Collector, run.Source, run.Query, run.StartedAt, run.FinishedAt,
-		max(run.FinishedAt.Sub(run.StartedAt).Seconds(), 0), status, errText, n,
+		max(run.FinishedAt.Sub(run.StartedAt).Seconds(), 0), status, errText, n, string(readsJSON),
 	).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("recording the run: %w", err)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1206,5 +1207,48 @@ func TestOpenFailsWithoutServer(t *testing.T) {
 				t.Fatal("Open succeeded")
 			}
 		})
+	}
+}
+
+// A run records exactly what it read, failed or not: each file with its
+// size, modification time and SHA-256.
+func TestRunRecordsWhatItRead(t *testing.T) {
+	s, _, _ := newStore(t)
+	k := caseload()
+	modified := time.Date(2026, 2, 27, 16, 4, 5, 0, time.UTC)
+	r := run("establishment", t0)
+	r.Reads = []kpi.Read{
+		{Kind: kpi.ReadFile, Name: "hr/establishment_2026-02.xlsx", Size: 18234, ModTime: modified, SHA256: strings.Repeat("ab", 32)},
+		{Kind: kpi.ReadHTTP, Name: "https://api.example.org/v1/teams", Size: 120, SHA256: strings.Repeat("cd", 32)},
+	}
+	res := save(t, s, r, obs(k, day(1), kpi.Known(16), "children", "north"))
+	failed := run("establishment", t0.Add(time.Hour))
+	failed.Reads = r.Reads[:1]
+	failed.Err = errors.New("file: row 3: not a number")
+	resFailed := save(t, s, failed)
+	for _, c := range []struct {
+		id   int64
+		want []kpi.Read
+	}{{res.RunID, r.Reads}, {resFailed.RunID, failed.Reads}} {
+		var raw []byte
+		if err := s.DB().QueryRowContext(t.Context(), `SELECT reads FROM runs WHERE id = $1`, c.id).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var got []kpi.Read
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatalf("reads %s: %v", raw, err)
+		}
+		if len(got) != len(c.want) {
+			t.Fatalf("run %d: reads %+v, want %+v", c.id, got, c.want)
+		}
+		for i := range got {
+			if got[i].Name != c.want[i].Name || got[i].SHA256 != c.want[i].SHA256 || got[i].Size != c.want[i].Size || !got[i].ModTime.Equal(c.want[i].ModTime) {
+				t.Errorf("run %d: read %+v, want %+v", c.id, got[i], c.want[i])
+			}
+		}
+	}
+	var sha string
+	if err := s.DB().QueryRowContext(t.Context(), `SELECT reads->0->>'sha256' FROM runs WHERE id = $1`, res.RunID).Scan(&sha); err != nil || sha != strings.Repeat("ab", 32) {
+		t.Errorf("the file's SHA-256 in SQL: %q, %v", sha, err)
 	}
 }

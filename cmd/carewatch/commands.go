@@ -100,11 +100,15 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 	cctx, cancel := context.WithTimeout(ctx, cfg.EffectiveTimeout(cc))
 	defer cancel()
 	started := time.Now()
-	obs, err := src.Collect(cctx, kpi.RunInfo{Collector: cc.Name, At: started, Location: cfg.Location})
+	prov := &kpi.Provenance{}
+	obs, err := src.Collect(cctx, kpi.RunInfo{Collector: cc.Name, At: started, Location: cfg.Location, Provenance: prov})
 	if err != nil {
 		return err
 	}
 	printObservations(out, obs, cfg.Location)
+	for _, r := range prov.Reads() {
+		printRead(out, r)
+	}
 	if dryRun {
 		fmt.Fprintf(out, "%d observations (dry run: nothing stored)\n", len(obs))
 		return nil
@@ -126,13 +130,23 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 	}
 	defer release()
 	source, query := src.Describe()
-	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, StartedAt: started, FinishedAt: time.Now()}, obs)
+	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now()}, obs)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "run %d stored: %d observations, %d new, %d revised, %d unchanged, %d status changes\n",
 		res.RunID, res.Observations, res.Inserted, res.Revised, res.Unchanged, len(res.StatusChanges))
 	return nil
+}
+
+// printRead says what a run read, in one line.
+func printRead(out io.Writer, r kpi.Read) {
+	switch r.Kind {
+	case kpi.ReadFile:
+		fmt.Fprintf(out, "read file %s: %d bytes, modified %s, sha256 %s\n", r.Name, r.Size, r.ModTime.Format(time.RFC3339), r.SHA256)
+	case kpi.ReadHTTP:
+		fmt.Fprintf(out, "read %s: %d bytes, sha256 %s\n", r.Name, r.Size, r.SHA256)
+	}
 }
 
 func printObservations(out io.Writer, obs []kpi.Observation, loc *time.Location) {

@@ -22,6 +22,8 @@ type runner struct {
 	cc       *config.CollectorConfig
 	src      source
 	describe struct{ source, query string }
+	// reads is what the last attempt of the current run read.
+	reads []kpi.Read
 	logger   *slog.Logger
 
 	// started is when the current run's first attempt began; runs of one
@@ -126,13 +128,15 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 	}
 	defer release()
 
-	obs, err := r.src.Collect(ctx, r.runInfo(r.started))
-	// Read after Collect: a glob source says which file it read.
+	info := r.runInfo(r.started)
+	info.Provenance = &kpi.Provenance{}
+	obs, err := r.src.Collect(ctx, info)
+	r.reads = info.Provenance.Reads()
 	r.describe.source, r.describe.query = r.src.Describe()
 	if err != nil {
 		return err
 	}
-	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, StartedAt: r.started, FinishedAt: time.Now()}
+	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now()}
 	res, err := r.d.store.SaveRun(ctx, run, obs)
 	if err != nil {
 		return fmt.Errorf("storing %d observations: %w", len(obs), err)
@@ -153,7 +157,7 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 // counted, shown in carewatch_collector_last_run_success and kept in the
 // store's run history; the stored values stay as they were.
 func (r *runner) done(err error) {
-	defer func() { r.started = time.Time{} }()
+	defer func() { r.started, r.reads = time.Time{}, nil }()
 	if err == nil || errors.Is(err, collector.ErrSkipped) {
 		return
 	}
@@ -165,7 +169,7 @@ func (r *runner) done(err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, StartedAt: r.started, FinishedAt: time.Now(), Err: err}
+	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now(), Err: err}
 	if run.StartedAt.IsZero() {
 		run.StartedAt = run.FinishedAt
 	}
