@@ -23,8 +23,8 @@ type runner struct {
 	src      source
 	describe struct{ source, query string }
 	// reads is what the last attempt of the current run read.
-	reads []kpi.Read
-	logger   *slog.Logger
+	reads  []kpi.Read
+	logger *slog.Logger
 
 	// started is when the current run's first attempt began; runs of one
 	// collector never overlap, so it needs no lock.
