@@ -13,6 +13,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/internal/pgbound"
 )
 
 // postgresDialect is PostgreSQL's: a READ ONLY transaction, which refuses
@@ -26,11 +28,9 @@ var postgresDialect = sqlDialect{
 			return nil, "", fmt.Errorf("the DSN is not valid: %s", redactDSN(err.Error(), dsn))
 		}
 		cfg.ApplicationName = ApplicationName
-		c, err := pq.NewConnectorConfig(cfg)
-		if err != nil {
-			return nil, "", redactPassword(err, cfg.Password)
-		}
-		return c, cfg.Password, nil
+		// Bounded connections: a source that stops answering fails its run
+		// at the run's deadline instead of holding it for ever.
+		return pgbound.NewConnector(cfg, pgbound.Options{}), cfg.Password, nil
 	},
 	begin: func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error) {
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})

@@ -312,6 +312,9 @@ func (v *validator) store(s *StoreConfig) {
 	if s.MaxOpenConns < 0 {
 		v.addf("store.max_open_conns", "must not be negative")
 	}
+	if s.Timeout < 0 {
+		v.addf("store.timeout", "must not be negative")
+	}
 }
 
 func (v *validator) kpis(ks []KPIConfig, loc *time.Location) kpi.Catalogue {

@@ -49,6 +49,21 @@ type StoreConfig struct {
 	DSNFile         string   `yaml:"dsn_file"`
 	MaxOpenConns    int      `yaml:"max_open_conns"`
 	ConnMaxLifetime Duration `yaml:"conn_max_lifetime"`
+	// Timeout bounds every round trip to the store that has no deadline of
+	// its own (connecting, a health check): a store that does not answer
+	// within it counts as down. Zero means DefaultStoreTimeout.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// DefaultStoreTimeout is the store's timeout when the config is silent.
+const DefaultStoreTimeout = 10 * time.Second
+
+// EffectiveTimeout is the store's timeout, its default filled in.
+func (s *StoreConfig) EffectiveTimeout() time.Duration {
+	if s.Timeout > 0 {
+		return time.Duration(s.Timeout)
+	}
+	return DefaultStoreTimeout
 }
 
 // KPIConfig is one KPI of the catalogue.

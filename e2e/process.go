@@ -259,3 +259,22 @@ func debianCommand(tb testing.TB, command, pkg string) string {
 	}
 	return p
 }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(tb testing.TB, sig os.Signal) {
+	tb.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("e2e: signalling %s: %v", p.Name, err)
+	}
+}
+
+// WaitExit waits up to d for the process to end, and reports whether it
+// did and with what error (nil for exit status 0).
+func (p *Process) WaitExit(d time.Duration) (exited bool, err error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	case <-time.After(d):
+		return false, nil
+	}
+}

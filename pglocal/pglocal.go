@@ -592,6 +592,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.exited() {
 		return nil
 	}
+	// A server stopped by Pause would take no signal.
+	_ = s.Resume()
 	if ctx.Err() == nil {
 		if err := s.proc.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("pglocal: stopping server: %w", err)

@@ -49,8 +49,8 @@ func (s *Store) TryRunLock(ctx context.Context, collector string) (release func(
 			s.mu.Lock()
 			delete(s.locks, &once)
 			s.mu.Unlock()
-			// The run's context may be over by now.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// The run's context may be over by now; Close ends the wait.
+			ctx, cancel := context.WithTimeout(s.closing, s.timeout)
 			defer cancel()
 			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
 				// Closing the session below releases it all the same.
@@ -105,8 +105,14 @@ func (s *Store) parseNotification(payload string) Notification {
 // the zero Notification once listening has begun and after every
 // reconnection, when notifications may have been missed: the caller should
 // then refresh everything. fn is called from one goroutine at a time.
+//
+// The connection is checked every ListenPingInterval; one that does not
+// answer within the store's timeout is dropped and made again, retrying
+// every few seconds at most, so a store that comes back is heard from
+// again within seconds.
 func (s *Store) Listen(ctx context.Context, fn func(Notification)) error {
-	l := pq.NewListener(s.dsn, time.Second, time.Minute, func(ev pq.ListenerEventType, err error) {
+	dialer := s.connector.ListenerDialer()
+	l := pq.NewDialListener(dialer, s.dsn, 250*time.Millisecond, ListenMaxReconnect, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventConnectionAttemptFailed, pq.ListenerEventDisconnected:
 			s.logger.Warn("notification listener", "event", ev.String(), "err", err)
@@ -114,7 +120,12 @@ func (s *Store) Listen(ctx context.Context, fn func(Notification)) error {
 			s.logger.Debug("notification listener", "event", ev.String())
 		}
 	})
-	defer l.Close()
+	// lib/pq's Close waits for a Ping in flight, which only the dialer's
+	// interruption ends when the server does not answer.
+	defer func() {
+		dialer.Interrupt()
+		l.Close()
+	}()
 
 	// Listen waits for a connection however long that takes; Close ends
 	// the wait when ctx ends first.
@@ -133,9 +144,14 @@ func (s *Store) Listen(ctx context.Context, fn func(Notification)) error {
 	fn(Notification{})
 
 	// A ping now and then notices a dead connection that would otherwise
-	// wait for notifications forever.
-	ping := time.NewTicker(time.Minute)
+	// wait for notifications forever. It runs beside the loop, which goes
+	// on taking notifications meanwhile.
+	ping := time.NewTicker(ListenPingInterval)
 	defer ping.Stop()
+	var (
+		pinged      chan error
+		pingTimeout <-chan time.Time
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -150,9 +166,28 @@ func (s *Store) Listen(ctx context.Context, fn func(Notification)) error {
 				fn(s.parseNotification(n.Extra))
 			}
 		case <-ping.C:
-			if err := l.Ping(); err != nil {
+			if pinged != nil {
+				continue
+			}
+			pinged = make(chan error, 1)
+			go func(c chan<- error) { c <- l.Ping() }(pinged)
+			pingTimeout = time.After(s.timeout)
+		case err := <-pinged:
+			pinged, pingTimeout = nil, nil
+			if err != nil {
 				s.logger.Warn("notification listener ping", "err", err)
 			}
+		case <-pingTimeout:
+			pingTimeout = nil
+			s.logger.Warn("notification listener: the store did not answer in time; reconnecting", "timeout", s.timeout)
+			dialer.Interrupt()
 		}
 	}
 }
+
+// ListenPingInterval is how often Listen checks its connection, and
+// ListenMaxReconnect the longest wait between its attempts to connect again.
+const (
+	ListenPingInterval = 10 * time.Second
+	ListenMaxReconnect = 5 * time.Second
+)

@@ -16,11 +16,13 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +30,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/carewatch/carewatch/internal/pgbound"
 	"github.com/carewatch/carewatch/kpi"
 )
 
@@ -53,6 +56,11 @@ type Options struct {
 	// Now is the clock for the times the store records itself (revisions,
 	// status changes, first sightings); nil is time.Now.
 	Now func() time.Time
+	// Timeout bounds connecting, Ping and the notification listener's
+	// checks (default 10 seconds). Every other call is bounded by its
+	// context: a connection whose context ends is closed, even when the
+	// server has stopped answering.
+	Timeout time.Duration
 }
 
 // Store is the PostgreSQL implementation of kpi.Store. It is safe for
@@ -63,11 +71,20 @@ type Store struct {
 	// connections, so a session is closed, and any lock it holds released,
 	// as soon as its holder lets go of it.
 	lockDB *sqlx.DB
-	dsn    string
+	// dsn is the listener's DSN, with the connect timeout in it.
+	dsn     string
+	timeout time.Duration
+	// connector makes the store's connections; Listen dials with it too.
+	connector *pgbound.Connector
 	// instance tells this store's notifications from other processes'.
 	instance string
 	logger   *slog.Logger
 	now      func() time.Time
+
+	// closing ends when Close is called, and with it any wait to release
+	// a run lock: closing the session releases it all the same.
+	closing       context.Context
+	cancelClosing context.CancelFunc
 
 	// mu guards locks and known.
 	mu sync.Mutex
@@ -108,42 +125,78 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
 	dsn, err := withApplicationName(dsn)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+		return nil, errors.New("store: the database connection string cannot be parsed")
 	}
+	connector := pgbound.NewConnector(cfg, pgbound.Options{ConnectTimeout: o.Timeout})
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxOpenConns)
 	db.SetConnMaxLifetime(o.ConnMaxLifetime)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: connect: %w", err)
+	s := &Store{
+		db:        db,
+		lockDB:    sqlx.NewDb(sql.OpenDB(connector), "postgres"),
+		dsn:       withConnectTimeout(dsn, o.Timeout),
+		timeout:   o.Timeout,
+		connector: connector,
+		logger:    o.Logger,
+		now:       o.Now,
+		locks:     make(map[*sync.Once]func()),
 	}
-	lockDB, err := sqlx.Open("postgres", dsn)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open: %w", err)
-	}
-	lockDB.SetMaxIdleConns(0)
+	s.lockDB.SetMaxIdleConns(0)
+	s.closing, s.cancelClosing = context.WithCancel(context.Background())
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		db.Close()
-		lockDB.Close()
+		s.Close()
 		return nil, fmt.Errorf("store: instance ID: %w", err)
 	}
-	return &Store{
-		db:       db,
-		lockDB:   lockDB,
-		dsn:      dsn,
-		instance: hex.EncodeToString(id[:]),
-		logger:   o.Logger,
-		now:      o.Now,
-		locks:    make(map[*sync.Once]func()),
-	}, nil
+	s.instance = hex.EncodeToString(id[:])
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	return s, nil
+}
+
+// Ping makes one round trip to the store, within ctx and the store's
+// timeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.db.PingContext(ctx)
+}
+
+// Timeout returns the store's timeout (Options.Timeout).
+func (s *Store) Timeout() time.Duration { return s.timeout }
+
+// withConnectTimeout adds connect_timeout to dsn, unless it has one: lib/pq
+// then bounds the notification listener's connection attempts too.
+func withConnectTimeout(dsn string, d time.Duration) string {
+	secs := strconv.Itoa(max(int(d.Round(time.Second)/time.Second), 1))
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn // withApplicationName parsed it already
+		}
+		q := u.Query()
+		if q.Get("connect_timeout") == "" {
+			q.Set("connect_timeout", secs)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	if strings.Contains(dsn, "connect_timeout") {
+		return dsn
+	}
+	return dsn + " connect_timeout=" + secs
 }
 
 // withApplicationName adds fallback_application_name to dsn, so sessions are
@@ -169,6 +222,7 @@ func withApplicationName(dsn string) (string, error) {
 // Close releases the run locks still held and closes the store's
 // connections.
 func (s *Store) Close() error {
+	s.cancelClosing()
 	s.releaseLocks()
 	return errors.Join(s.db.Close(), s.lockDB.Close())
 }

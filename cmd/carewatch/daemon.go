@@ -49,7 +49,7 @@ type daemon struct {
 	store    *store.Store
 	exporter *exporter.Exporter
 	reloadM  *exporter.ReloadMetrics
-	storeUp  prometheus.Gauge
+	storeUp  *storeHealth
 
 	mu       sync.Mutex // guards active
 	active   *generation
@@ -93,12 +93,12 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		store:    st,
 		exporter: exporter.New(logger),
 		reloadM:  reloadM,
-		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "carewatch_store_up",
-			Help: "Whether carewatch's last round trip to its PostgreSQL store succeeded (1) or not (0).",
-		}),
+		storeUp:  &storeHealth{timeout: st.Timeout()},
 	}
-	if err := self.Register(d.storeUp); err != nil {
+	if err := self.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "carewatch_store_up",
+		Help: "Whether carewatch's PostgreSQL store answered its last round trip and has answered one within the store's timeout (1) or not (0).",
+	}, d.storeUp.value)); err != nil {
 		return err
 	}
 	if err := self.Register(exporter.NewTimezoneCollector(d.location, time.Now)); err != nil {
@@ -392,28 +392,54 @@ func (d *daemon) publishRun(ctx context.Context, runID int64) {
 	}
 }
 
-func (d *daemon) setStoreUp(ok bool) {
+func (d *daemon) setStoreUp(ok bool) { d.storeUp.record(ok, time.Now()) }
+
+// storeHealth is carewatch_store_up: the store is up while its last round
+// trip succeeded and one succeeded within its timeout. A store that stops
+// answering, rather than refusing, shows as down once the timeout has
+// passed since its last answer, even while a round trip is still waiting.
+type storeHealth struct {
+	timeout time.Duration
+
+	mu     sync.Mutex
+	ok     bool
+	lastOK time.Time
+}
+
+func (h *storeHealth) record(ok bool, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ok = ok
 	if ok {
-		d.storeUp.Set(1)
-	} else {
-		d.storeUp.Set(0)
+		h.lastOK = at
 	}
 }
 
-// watchStore pings the store so that an unreachable store shows in
-// carewatch_store_up even when no collector is due.
+func (h *storeHealth) value() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ok && time.Since(h.lastOK) <= h.timeout {
+		return 1
+	}
+	return 0
+}
+
+// watchStore pings the store every half of its timeout, so that a store
+// that refuses or stops answering shows in carewatch_store_up within the
+// timeout even when no collector is due.
 func (d *daemon) watchStore(ctx context.Context) {
-	t := time.NewTicker(15 * time.Second)
+	t := time.NewTicker(max(d.storeUp.timeout/2, 100*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := d.store.DB().PingContext(pctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
+			err := d.store.Ping(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
 				d.logger.Warn("store unreachable", "err", err)
 			}
 			d.setStoreUp(err == nil)
@@ -443,6 +469,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	st, err := store.Open(ctx, dsn, store.Options{
 		MaxOpenConns:    cfg.Store.MaxOpenConns,
 		ConnMaxLifetime: time.Duration(cfg.Store.ConnMaxLifetime),
+		Timeout:         cfg.Store.EffectiveTimeout(),
 		Logger:          logger.With("room", "store"),
 	})
 	if err != nil {

@@ -166,3 +166,33 @@ func uniqueName(testName string) string {
 	}
 	return "t_" + base + "_" + hex.EncodeToString(b[:])
 }
+
+// NewServer starts a private PostgreSQL server for tb alone, for tests that
+// do to a server what others must not see (pause it, stop it); it is
+// stopped when tb ends. Any failure is fatal to tb.
+func NewServer(tb testing.TB) *pglocal.Server {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "carewatch-pgserver-")
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// The server may run as another user (we may be root).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	srv, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "data"), Fast: true, Install: true})
+	if err != nil {
+		tb.Fatalf("pgtest: a private PostgreSQL server: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			tb.Errorf("pgtest: stopping the private server: %v", err)
+		}
+	})
+	return srv
+}
