@@ -32,6 +32,9 @@ const (
 	DefaultSQLConnMaxLifetime = 30 * time.Minute
 	// DefaultSQLStatementTimeout bounds one query on the source's server.
 	DefaultSQLStatementTimeout = 30 * time.Second
+	// DefaultSQLConnectTimeout bounds opening a connection to a source
+	// whose DSN sets no connect timeout.
+	DefaultSQLConnectTimeout = 10 * time.Second
 	// SQLConnMaxIdleTime closes a connection left idle this long: most
 	// collectors run hourly or daily, and an idle session between runs
 	// would only hold a slot on the source.

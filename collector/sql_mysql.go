@@ -39,6 +39,11 @@ var mysqlDialect = sqlDialect{
 			attrs = cfg.ConnectionAttributes + "," + attrs
 		}
 		cfg.ConnectionAttributes = attrs
+		// The driver closes a connection whose context ends; dialling is
+		// bounded too, unless the DSN says otherwise.
+		if cfg.Timeout <= 0 {
+			cfg.Timeout = DefaultSQLConnectTimeout
+		}
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, "", redactPassword(err, cfg.Passwd)

@@ -30,7 +30,7 @@ var postgresDialect = sqlDialect{
 		cfg.ApplicationName = ApplicationName
 		// Bounded connections: a source that stops answering fails its run
 		// at the run's deadline instead of holding it for ever.
-		return pgbound.NewConnector(cfg, pgbound.Options{}), cfg.Password, nil
+		return pgbound.NewConnector(cfg, pgbound.Options{ConnectTimeout: DefaultSQLConnectTimeout}), cfg.Password, nil
 	},
 	begin: func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error) {
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
