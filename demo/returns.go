@@ -131,7 +131,22 @@ type CPPlan struct {
 	InitialCategory string
 	LatestCategory  string
 	PreviousPlans   int
+	LastVisit       time.Time
+	LatestReview    time.Time // zero before the first review conference
 	Team            string
+}
+
+// AnnexAListDate is the date of a List 7: the latest date it holds.
+func AnnexAListDate(plans []CPPlan) time.Time {
+	var d time.Time
+	for _, p := range plans {
+		for _, t := range []time.Time{p.Start, p.End, p.LastVisit, p.LatestReview} {
+			if t.After(d) {
+				d = t
+			}
+		}
+	}
+	return d
 }
 
 // LookedAfter is a row of Annex A List 8.
@@ -515,8 +530,16 @@ func (in *returnsInput) children(r *Returns) {
 				continue
 			}
 			p := CPPlan{Child: id, Start: opened.time(), InitialCategory: initial, LatestCategory: latest, PreviousPlans: prev, Team: c.Team}
+			last := today
 			if closed != none && closed <= today {
 				p.End = closed.time()
+				last = closed
+			}
+			// Statutory visits at least every ten working days; review
+			// conferences three months after the start, then six-monthly.
+			p.LastVisit = max(opened, in.cal.subWorking(last, rng.IntN(10))).time()
+			for rv := opened.time().AddDate(0, 3, 0); !rv.After(last.time()); rv = rv.AddDate(0, 6, 0) {
+				p.LatestReview = rv
 			}
 			r.CPPlans = append(r.CPPlans, p)
 		case caseCIN:

@@ -469,30 +469,31 @@ func byTeam[T any](rows []T, team func(T) string, fn func(team string, rows []T)
 
 // Figures computes every KPI of the returns as examples/annex-a,
 // examples/ssda903 and examples/cld report them, by series: Annex A's over
-// its lists, for each allocated team and for all (service "children",
-// source "annex_a"; plans starting or ending in the six months to the
-// reporting date), SSDA903's over the return (source "ssda903"), CLD's
-// over its submissions (source "cld").
+// its lists, for each allocated team and for all (source "annex_a"; plans
+// starting or ending in the six months to List 7's date, AnnexAListDate),
+// SSDA903's over the return (source "ssda903"), CLD's over its
+// submissions (source "cld").
 func (r *Returns) Figures() Figures {
 	f := Figures{}
-	from := AnnexAFrom(r.AsAt)
+	listDate := AnnexAListDate(r.CPPlans)
+	from := AnnexAFrom(listDate)
 	annexA := func(name string) func(team string, v kpi.Value) {
 		return func(team string, v kpi.Value) {
-			f[SeriesKey(name, map[string]string{"service": children, "team": team, "source": "annex_a"})] = v
+			f[SeriesKey(name, map[string]string{"team": team, "source": "annex_a"})] = v
 		}
 	}
 	set := func(name, source string, v kpi.Value) { f[SeriesKey(name, map[string]string{"source": source})] = v }
 
 	put := annexA("children_rereferral_12m_ratio")
 	byTeam(r.Referrals, func(x Referral) string { return x.Team }, func(t string, rs []Referral) { put(t, ReReferralRatio(rs)) })
-	put45 := annexA("children_assessment_within_45wd_ratio")
+	put45 := annexA("children_annex_a_assessment_within_45wd_ratio")
 	byTeam(r.Assessments, func(x Assessment) string { return x.Team }, func(t string, rs []Assessment) { put45(t, AssessmentsWithin45WDRatio(rs)) })
 	put15 := annexA("children_icpc_within_15wd_ratio")
 	byTeam(r.S47s, func(x S47) string { return x.Team }, func(t string, rs []S47) { put15(t, ICPCWithin15WDRatio(rs)) })
 	putRepeat, put2y := annexA("children_cp_plan_repeat_ratio"), annexA("children_cp_plan_ended_2y_plus_ratio")
 	byTeam(r.CPPlans, func(x CPPlan) string { return x.Team }, func(t string, rs []CPPlan) {
-		putRepeat(t, RepeatCPPlanRatio(rs, from, r.AsAt))
-		put2y(t, CPPlanLasted2YearsRatio(rs, from, r.AsAt))
+		putRepeat(t, RepeatCPPlanRatio(rs, from, listDate))
+		put2y(t, CPPlanLasted2YearsRatio(rs, from, listDate))
 	})
 
 	set("children_cla_3plus_placements_ratio", "ssda903", ThreeOrMorePlacementsRatio(r.SSDA903.Episodes))

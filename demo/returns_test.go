@@ -193,20 +193,20 @@ func TestReturnsAreWellFormedAndSynthetic(t *testing.T) {
 	t.Run("figures are there and plausible", func(t *testing.T) {
 		f := r.Figures()
 		ranges := map[string][2]float64{
-			"children_rereferral_12m_ratio":               {0.08, 0.35},
-			"children_assessment_within_45wd_ratio":       {0.7, 0.98},
-			"children_icpc_within_15wd_ratio":             {0.6, 0.98},
-			"children_cp_plan_repeat_ratio":               {0.1, 0.4},
-			"children_cp_plan_ended_2y_plus_ratio":        {0.005, 0.2},
-			"children_cla_3plus_placements_ratio":         {0.02, 0.25},
-			"children_cla_long_term_stability_ratio":      {0.3, 0.95},
-			"adults_ascof_2e_home_or_family_ratio":        {0.6, 0.95},
-			"adults_ascof_3d_self_directed_ratio":         {0.5, 0.9},
-			"adults_ascof_3d_direct_payments_ratio":       {0.15, 0.45},
-			"adults_ascof_2b_admissions_per_100k":         {0.5, 60},
-			"adults_ascof_2c_admissions_per_100k":         {50, 1500},
-			"adults_request_to_assessment_median_seconds": {2 * 86400, 60 * 86400},
-			"adults_request_to_assessment_over_28d_ratio": {0.1, 0.7},
+			"children_rereferral_12m_ratio":                 {0.08, 0.35},
+			"children_annex_a_assessment_within_45wd_ratio": {0.7, 0.98},
+			"children_icpc_within_15wd_ratio":               {0.6, 0.98},
+			"children_cp_plan_repeat_ratio":                 {0.1, 0.4},
+			"children_cp_plan_ended_2y_plus_ratio":          {0.005, 0.2},
+			"children_cla_3plus_placements_ratio":           {0.02, 0.25},
+			"children_cla_long_term_stability_ratio":        {0.3, 0.95},
+			"adults_ascof_2e_home_or_family_ratio":          {0.6, 0.95},
+			"adults_ascof_3d_self_directed_ratio":           {0.5, 0.9},
+			"adults_ascof_3d_direct_payments_ratio":         {0.15, 0.45},
+			"adults_ascof_2b_admissions_per_100k":           {0.5, 60},
+			"adults_ascof_2c_admissions_per_100k":           {50, 1500},
+			"adults_request_to_assessment_median_seconds":   {2 * 86400, 60 * 86400},
+			"adults_request_to_assessment_over_28d_ratio":   {0.1, 0.7},
 		}
 		for name, rg := range ranges {
 			found := false

@@ -279,7 +279,7 @@ func (r *Returns) AnnexALists() []AnnexAList {
 	}
 	for _, p := range r.CPPlans {
 		add(6, append(r.common(p.Child), disabled(p.Child), p.Start, abuseLabels[p.InitialCategory], abuseLabels[p.LatestCategory],
-			r.AsAt.AddDate(0, 0, -9), "a) Yes", p.Start.AddDate(0, 3, 0), orBlank(p.End), "b) No", p.PreviousPlans, p.Team, "")...)
+			p.LastVisit, "a) Yes", orBlank(p.LatestReview), orBlank(p.End), "b) No", p.PreviousPlans, p.Team, "")...)
 	}
 	for _, l := range r.Looked {
 		add(7, append(r.common(l.Child), disabled(l.Child), l.Started, l.LegalStatus, l.Placements12m, orBlank(l.Ceased), l.Reason,
