@@ -1,4 +1,7 @@
-package demo_test
+// Package examples_test runs the example configurations that read the
+// demo council's statutory returns against the returns the demo writes, and
+// compares every KPI with the demo's own Go computation of it.
+package examples_test
 
 import (
 	"context"
@@ -13,18 +16,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"
+
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func date(s string) time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// council sets up the demo council with seed on today, and builds its returns.
+func council(t *testing.T, seed uint64, today string) *demo.Returns {
+	t.Helper()
+	db, err := sqlx.Open("postgres", pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := demo.Setup(context.Background(), db, demo.Options{Seed: seed, Today: date(today)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := demo.BuildReturns(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 // returnExamples are the examples over the demo's returns, each with the
 // folder under WriteReturns's output its source reads.
 var returnExamples = []struct{ config, dir string }{
-	{"../examples/annex-a/carewatch.yml", demo.AnnexADir},
-	{"../examples/ssda903/carewatch.yml", demo.SSDA903Dir},
-	{"../examples/cld/carewatch.yml", demo.CLDDir},
+	{"annex-a/carewatch.yml", demo.AnnexADir},
+	{"ssda903/carewatch.yml", demo.SSDA903Dir},
+	{"cld/carewatch.yml", demo.CLDDir},
 }
 
 // loadExample loads an example configuration with its file source pointed
@@ -87,11 +122,7 @@ func sameValue(a, b kpi.Value) bool {
 func TestExamplesComputeTheReturnsKPIs(t *testing.T) {
 	for _, today := range []string{"2026-03-31", "2026-11-17"} {
 		t.Run(today, func(t *testing.T) {
-			db := newSource(t)
-			if err := demo.Setup(context.Background(), db, demo.Options{Seed: 2026, Today: date(today)}); err != nil {
-				t.Fatal(err)
-			}
-			r := buildReturns(t, db)
+			r := council(t, 2026, today)
 			dir := t.TempDir()
 			if err := demo.WriteReturns(r, dir); err != nil {
 				t.Fatal(err)
@@ -195,8 +226,7 @@ func collectExamples(t *testing.T, dir string) (demo.Figures, map[string]error) 
 }
 
 func TestRealFilesVary(t *testing.T) {
-	db := setUp(t, 11)
-	r := buildReturns(t, db)
+	r := council(t, 11, "2026-03-31")
 	want := r.Figures()
 	same := func(t *testing.T, got demo.Figures, errs map[string]error, except ...string) {
 		t.Helper()
