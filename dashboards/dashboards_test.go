@@ -31,13 +31,16 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 const demoConfig = "../examples/demo/carewatch.yml"
 
 // wantDashboards are the dashboards and their uids. The uids are part of
-// carewatch's interface: alert notifications and the README link to them.
+// carewatch's interface: alert notifications, the other dashboards' links
+// and the README link to them. There is one service dashboard per service
+// of the demo's catalogue.
 var wantDashboards = map[string]string{
-	"overview.json":           "carewatch-overview",
-	"children-workforce.json": "carewatch-children-workforce",
-	"adults-waiting.json":     "carewatch-adults-waiting",
-	"benchmarking.json":       "carewatch-benchmarking",
-	"collector-health.json":   "carewatch-collector-health",
+	"overview.json":         "carewatch-overview",
+	"kpi.json":              "carewatch-kpi",
+	"service-children.json": "carewatch-children",
+	"service-adults.json":   "carewatch-adults",
+	"benchmarking.json":     "carewatch-benchmarking",
+	"collector-health.json": "carewatch-collector-health",
 }
 
 // schemaVersion is the dashboard schema of Grafana 12, the version the
@@ -157,30 +160,43 @@ func TestDashboardsAreWellFormed(t *testing.T) {
 	}
 }
 
-func TestEveryDatasourceReferenceIsProvisioned(t *testing.T) {
+// Every query names its datasource through a datasource variable of the
+// dashboard (${prometheus}, ${store}), never a fixed uid, so that the
+// dashboards import into a council's own Grafana; the variables default to
+// the provisioned datasources, which must exist with the right types.
+func TestEveryDatasourceReferenceIsAVariableOfAProvisionedType(t *testing.T) {
 	provisioned := provisionedDatasources(t)
 	for _, want := range []string{prometheusType, postgresType} {
 		if !slices.Contains(mapValues(provisioned), want) {
 			t.Errorf("no %s datasource is provisioned", want)
 		}
 	}
-	check := func(t *testing.T, where string, ref *dsRef) {
-		t.Helper()
-		if ref == nil {
-			t.Errorf("%s: no datasource: Grafana would use whatever is the default", where)
-			return
-		}
-		typ, ok := provisioned[ref.UID]
-		if !ok {
-			t.Errorf("%s: datasource uid %q is not provisioned", where, ref.UID)
-			return
-		}
-		if typ != ref.Type {
-			t.Errorf("%s: datasource %s has type %s, the reference says %s", where, ref.UID, typ, ref.Type)
-		}
-	}
 	for _, d := range loadDashboards(t) {
 		t.Run(d.file, func(t *testing.T) {
+			check := func(t *testing.T, where string, ref *dsRef) {
+				t.Helper()
+				if ref == nil {
+					t.Errorf("%s: no datasource: Grafana would use whatever is the default", where)
+					return
+				}
+				name, ok := strings.CutPrefix(ref.UID, "${")
+				name, ok2 := strings.CutSuffix(name, "}")
+				if !ok || !ok2 {
+					t.Errorf("%s: datasource uid %q is fixed: use a datasource variable", where, ref.UID)
+					return
+				}
+				v := d.variable(name)
+				if v == nil || v.Type != "datasource" {
+					t.Errorf("%s: ${%s} is not a datasource variable of the dashboard", where, name)
+					return
+				}
+				if v.Query.Query != ref.Type {
+					t.Errorf("%s: ${%s} picks %s datasources, the reference says %s", where, name, v.Query.Query, ref.Type)
+				}
+				if typ, ok := provisioned[v.Current.Value]; !ok || typ != ref.Type {
+					t.Errorf("%s: ${%s} defaults to %q, not a provisioned %s datasource", where, name, v.Current.Value, ref.Type)
+				}
+			}
 			for _, p := range d.allPanels() {
 				check(t, fmt.Sprintf("panel %d %q", p.ID, p.Title), p.Datasource)
 				for _, tg := range p.Targets {
@@ -242,7 +258,8 @@ func knownMetrics(t *testing.T) map[string][]string {
 	known[exporter.ThresholdMetric] = append([]string{"level"}, perSeries...)
 	known[exporter.PeriodMetric] = perSeries
 	known[exporter.MaxAgeMetric] = append([]string{"kpi"}, scrape...)
-	known[exporter.InfoMetric] = append([]string{"kpi", "metric", "unit", "direction"}, scrape...)
+	known[exporter.InfoMetric] = append([]string{"kpi", "metric", "unit", "direction", "help"}, scrape...)
+	known[exporter.BenchmarkMetric] = perSeries
 	for _, m := range []string{
 		exporter.CollectorLastRunSuccessMetric, exporter.CollectorLastSuccessTimeMetric,
 		exporter.CollectorLastRunTimeMetric, exporter.CollectorLastRunDurationMetric,

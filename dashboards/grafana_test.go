@@ -64,16 +64,31 @@ func (p *panel) UnmarshalJSON(b []byte) error {
 }
 
 type variable struct {
-	Name       string `json:"name"`
-	Type       string `json:"type"`
-	Datasource *dsRef `json:"datasource"`
-	Definition string `json:"definition"`
-	Query      struct {
-		Query string `json:"query"`
-	} `json:"query"`
+	Name       string   `json:"name"`
+	Type       string   `json:"type"`
+	Datasource *dsRef   `json:"datasource"`
+	Definition string   `json:"definition"`
+	Query      varQuery `json:"query"`
+	Current    struct {
+		Value string `json:"value"`
+	} `json:"current"`
 	Regex      string `json:"regex"`
 	Multi      bool   `json:"multi"`
 	IncludeAll bool   `json:"includeAll"`
+}
+
+// varQuery is a variable's query: {"query": ...} for a query variable, a
+// plugin type for a datasource variable.
+type varQuery struct {
+	Query string `json:"query"`
+}
+
+func (q *varQuery) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &q.Query)
+	}
+	type plain varQuery
+	return json.Unmarshal(b, (*plain)(q))
 }
 
 type dashboard struct {
@@ -246,6 +261,9 @@ var plausibleValues = map[string][]string{
 	"kpi":       {"children_sw_caseload_average", "adults_assessment_wait_median_seconds"},
 	"team":      {"all", "Children's Front Door", "Adults Long Term East"},
 	"collector": {"caseload", "adults_waiting"},
+	"la_code":   {"E09000008"},
+	"la_name":   {"Croydon"},
+	"scope":     {"council", "stat_neighbour"},
 }
 
 // Grafana's global variables, with values for a dashboard showing the last

@@ -1,0 +1,34 @@
+package dashboards
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/table"
+)
+
+// kpiTable is a table of series from the store whose rows link to the KPI
+// detail dashboard: the query selects kpi, one label_NAME column per label
+// of the catalogue and days (the KPI's cadence), which stay hidden, and
+// may select status, freshness, since, period, when and collected.
+func kpiTable(c *catalogue, p *table.PanelBuilder, q *SQLQueryBuilder) *table.PanelBuilder {
+	var vars [][2]string
+	for _, l := range c.labels {
+		vars = append(vars, [2]string{l, "${__data.fields.label_" + l + ":percentencode}"})
+	}
+	link := kpiLink("${__data.fields.kpi}", vars, "${__data.fields.days}")
+	p = p.Targets(sqlTargets(q)).
+		OverrideByRegexp("^(label_.*|days)$", []dashboard.DynamicConfigValue{{Id: "custom.hidden", Value: true}}).
+		OverrideByName("kpi", []dashboard.DynamicConfigValue{{Id: "links", Value: []any{dataLink("Detail of this series", link)}}})
+	return wordColumns(p)
+}
+
+// wordColumns colours the columns that hold the store's words (status,
+// from, to, freshness) and shows times as times.
+func wordColumns(p *table.PanelBuilder) *table.PanelBuilder {
+	for _, col := range []string{"status", "from", "to", "freshness"} {
+		p = p.OverrideByName(col, []dashboard.DynamicConfigValue{{Id: "mappings", Value: wordMapping()}, colouredCells()})
+	}
+	for _, col := range []string{"since", "when", "collected"} {
+		p = p.OverrideByName(col, []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeFromNow"}})
+	}
+	return p.OverrideByName("period", []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeAsIsoNoDateIfToday"}})
+}
