@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,9 +38,12 @@ type FileSource struct {
 	bench       *benchmark
 	query       string
 	mapper      *Mapper
+	truncation  kpi.Action
 
 	// mu serialises runs, since the Mapper serves one run at a time.
 	mu sync.Mutex
+	// findings are the warnings of the latest run's file checks.
+	findings []kpi.CheckFailure
 }
 
 var _ kpi.Source = (*FileSource)(nil)
@@ -59,14 +63,15 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		return nil, fmt.Errorf("collector %q: file: give path or glob", cc.Name)
 	}
 	s := &FileSource{
-		collector: cc.Name,
-		source:    src.Name,
-		dir:       src.Directory,
-		maxSize:   src.EffectiveMaxFileSize(),
-		input:     *cc.File,
-		filters:   newFilters(cc.Filters),
-		query:     cc.Query,
-		mapper:    m,
+		collector:  cc.Name,
+		source:     src.Name,
+		dir:        src.Directory,
+		maxSize:    src.EffectiveMaxFileSize(),
+		input:      *cc.File,
+		filters:    newFilters(cc.Filters),
+		query:      cc.Query,
+		mapper:     m,
+		truncation: cc.EffectiveTruncation(),
 	}
 	if s.input.Format == "" {
 		s.input.Format = formatOf(firstNonEmpty(s.input.Path, s.input.Glob))
@@ -127,11 +132,51 @@ func (e *mappingError) Unwrap() error { return e.err }
 func (s *FileSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.findings = nil
 	obs, err := s.collect(ctx, run)
 	if err != nil {
+		if CheckFailures(err) != nil {
+			return nil, err
+		}
 		return nil, sourceError(ctx, s.collector, s.source, err)
 	}
 	return obs, nil
+}
+
+// Findings returns the file checks the latest run failed with a warning
+// (a rejection is Collect's error).
+func (s *FileSource) Findings() []kpi.CheckFailure {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.findings)
+}
+
+// checkTruncation looks for the mark of a file cut short: a CSV whose
+// last line has no line end. Every well-formed export (Excel, DfE's
+// statistics, databases' CSV writers) ends its last row with one; a file
+// cut while it was copied or written stops in the middle of a row, where
+// a number may read as another (0.082 as 0.08).
+func (s *FileSource) checkTruncation(name string, data []byte, t *table) error {
+	if s.truncation == kpi.Off || len(t.rows) == 0 {
+		return nil
+	}
+	end := bytes.TrimRight(data, " \t\x1a")
+	if len(end) == 0 || end[len(end)-1] == '\n' || end[len(end)-1] == '\r' {
+		return nil
+	}
+	last := t.rows[len(t.rows)-1]
+	cell := ""
+	if n := len(last.values); n > 0 {
+		cell = fmt.Sprint(last.values[n-1])
+	}
+	f := kpi.CheckFailure{Check: "truncation", Action: s.truncation, Failures: 1, Message: fmt.Sprintf(
+		"collector %q: check truncation: file %q: its last line (%s) has no line end, so the file looks cut short inside that row; its last value reads %q",
+		s.collector, name, last.ref, cell)}
+	if s.truncation == kpi.Reject {
+		return Rejected([]kpi.CheckFailure{f})
+	}
+	s.findings = append(s.findings, f)
+	return nil
 }
 
 // sourceError gives a file or HTTP source's error its context: the
@@ -285,6 +330,11 @@ func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string, p
 	}
 	if err != nil {
 		return nil, failed(err)
+	}
+	if s.input.Format != config.FormatXLSX {
+		if err := s.checkTruncation(name, data, t); err != nil {
+			return nil, err
+		}
 	}
 	t.where, t.name = where, firstNonEmpty(s.input.Table, config.FileTableName(name))
 	return []*table{t}, nil

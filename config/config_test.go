@@ -80,6 +80,15 @@ func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
 			`testdata/trajectory.yml:11: kpis[0].trajectory[2].from: "1 April 2027" is not a date written YYYY-MM-DD`,
 			`testdata/trajectory.yml:12: kpis[0].trajectory[2].thresholds.red: red 16 is below amber 17, but caseload is lower_is_better: red must be the higher boundary`,
 		}},
+		{"expect.yml", []string{
+			`testdata/expect.yml:7: kpis[0].expect.range.max: max 0.2 is below min 0.5`,
+			`testdata/expect.yml:7: kpis[0].expect.range.on_fail: "ignore" is not one of reject, warn, off`,
+			`testdata/expect.yml:8: kpis[0].expect.change: give max (in the KPI's unit), max_relative (a share of the previous value) or both`,
+			`testdata/expect.yml:9: kpis[0].expect.labels.require: label "ward" is not one of the KPI's labels [team]`,
+			`testdata/expect.yml:18: collectors[0].expect.rows.max: max 2 is below min 5`,
+			`testdata/expect.yml:18: collectors[0].expect.rows.max_drop: 30 must be a share above 0 and at most 1 (0.3: a run may carry 30% fewer observations than the last good one)`,
+			`testdata/expect.yml:19: collectors[0].expect.truncation: is for file sources, and source "cms" is a postgres source`,
+		}},
 		{"bad_cron.yml", []string{
 			`testdata/bad_cron.yml:10: collectors[0].schedule: "61 * * * *" is not a valid schedule: end of range (61) above maximum (59): 61`,
 		}},

@@ -389,6 +389,7 @@ func (v *validator) kpis(ks []KPIConfig, loc *time.Location) kpi.Catalogue {
 			k.Overrides = append(k.Overrides, kpi.Override{Match: o.Match, Thresholds: t, Trajectory: steps})
 		}
 		k.OwnSeries = v.ownSeries(p+".own_series", kc.OwnSeries, kc.Labels, seen)
+		k.Expect = v.kpiExpect(p+".expect", kc.Expect, k, seen)
 		if kc.Name != "" {
 			if _, dup := cat[kc.Name]; !dup {
 				cat[kc.Name] = k

@@ -271,6 +271,11 @@ func (v *validator) collectors(c *Config) {
 			v.addf(p+".max_series", "must be positive")
 		}
 		v.input(p, cc, src)
+		typ := ""
+		if src != nil {
+			typ = src.Type
+		}
+		v.collectorExpect(p, cc, typ)
 		v.period(p, cc)
 		if len(cc.Metrics) == 0 {
 			v.addf(p+".metrics", "at least one metric mapping is required")

@@ -85,6 +85,8 @@ type KPIConfig struct {
 	OwnSeries map[string]string `yaml:"own_series"`
 	// MaxAge is how long after its period a value stays fresh; unset means never stale.
 	MaxAge Duration `yaml:"max_age"`
+	// Expect is what the KPI's values must look like before a run publishes them.
+	Expect *KPIExpect `yaml:"expect"`
 }
 
 // ThresholdsConfig holds optional amber and red boundaries.
@@ -197,6 +199,9 @@ type CollectorConfig struct {
 	// month. By default, the first day.
 	PeriodDay string          `yaml:"period_day"`
 	Metrics   []MetricMapping `yaml:"metrics"`
+	// Expect is what the collector's runs must look like before they are
+	// published: row counts, and files not cut short.
+	Expect *CollectorExpect `yaml:"expect"`
 
 	// ParsedSchedule is Schedule, parsed by Load.
 	ParsedSchedule cron.Schedule `yaml:"-"`

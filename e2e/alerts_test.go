@@ -91,9 +91,25 @@ func TestABreachInTheDemoDataIsAlertedAndResolvedThroughPrometheusAndAlertmanage
 	am := e2e.StartAlertmanager(t, e2e.AlertmanagerTestConfig(t, filepath.Join(root, "deploy", "alertmanager", "alertmanager.yml"),
 		e2e.AlertmanagerTestOptions{Webhook: hook.URL + "/alerts", SMTP: smtp.Addr, TeamsRelay: relay.Addr, Group: time.Second}))
 
+	// The DfE files are read from a copy, which the test cuts short.
+	dfeDir := t.TempDir()
+	dfeFiles, err := filepath.Glob(filepath.Join(root, "examples", "dfe", "data", "*.csv"))
+	if err != nil || len(dfeFiles) == 0 {
+		t.Fatalf("no DfE files: %v", err)
+	}
+	for _, f := range dfeFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dfeDir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cw := e2e.StartCarewatch(t, e2e.CarewatchOptions{
 		ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{
 			Every: 2 * time.Second, NoRetries: true, MaxAge: map[string]time.Duration{staleKPI: time.Second},
+			Directories: map[string]string{"dfe": dfeDir},
 		}),
 		Env: []string{e2e.StoreDSNEnv + "=" + storeDSN, e2e.SourceDSNEnv + "=" + sourceDSN},
 	})
@@ -208,6 +224,32 @@ func TestABreachInTheDemoDataIsAlertedAndResolvedThroughPrometheusAndAlertmanage
 	hook.WaitForAlert(t, "a KPI alert for the council's own DfE series", notificationWithin, func(_ e2e.Notification, a e2e.Alert) bool {
 		return a.Status == "firing" && strings.HasPrefix(a.Labels["alertname"], "CarewatchKPI") && a.Labels["scope"] == "council"
 	})
+
+	// A DfE file cut inside its last row is refused by the truncation
+	// check: the quality alert fires, and the last good values stay served.
+	workforce := filepath.Join(dfeDir, "csww_indicators_2017_to_2025.csv")
+	whole, err := os.ReadFile(workforce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	croydon := `carewatch_children_sw_dfe_caseload_average{la_code="E09000008",scope="council"}`
+	servedBefore := prom.Vector(t, croydon)
+	if err := os.WriteFile(workforce, whole[:len(whole)-2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, quality := hook.WaitForAlert(t, "the data-quality alert for the cut DfE file", notificationWithin, func(_ e2e.Notification, a e2e.Alert) bool {
+		return a.Status == "firing" && a.Labels["alertname"] == "CarewatchCollectorCheckFailed" && a.Labels["collector"] == "dfe_workforce"
+	})
+	if quality.Labels["check"] != "truncation" || quality.Labels["action"] != "reject" ||
+		!strings.Contains(quality.Annotations["description"], "keep their last good values") {
+		t.Errorf("data-quality alert %v %v", quality.Labels, quality.Annotations)
+	}
+	if servedAfter := prom.Vector(t, croydon); len(servedBefore) != 1 || len(servedAfter) != 1 || servedAfter[0].Value != servedBefore[0].Value {
+		t.Errorf("Croydon's caseload served %v before the cut file and %v after", servedBefore, servedAfter)
+	}
+	if err := os.WriteFile(workforce, whole, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// Stale data goes to the operators and to the service.
 	for _, receiver := range []string{"carewatch-operators", "adults-warning"} {

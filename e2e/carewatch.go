@@ -113,6 +113,8 @@ type DemoConfigOptions struct {
 	NoRetries bool
 	// MaxAge replaces KPIs' max_age, by KPI name.
 	MaxAge map[string]time.Duration
+	// Directories replace file sources' directories, by source name.
+	Directories map[string]string
 }
 
 // DemoConfig writes a copy of the demo configuration
@@ -125,7 +127,9 @@ func DemoConfig(tb testing.TB, o DemoConfigOptions) string {
 	// The copy lives elsewhere: a file source's folder, relative to the
 	// configuration file, must become absolute.
 	for _, s := range mapValue(tb, root, "sources").Content {
-		if d := lookup(s, "directory"); d != nil && !filepath.IsAbs(d.Value) {
+		if dir, ok := o.Directories[mapValue(tb, s, "name").Value]; ok {
+			setMapValue(s, "directory", dir)
+		} else if d := lookup(s, "directory"); d != nil && !filepath.IsAbs(d.Value) {
 			setMapValue(s, "directory", filepath.Join(filepath.Dir(src), d.Value))
 		}
 	}

@@ -7,6 +7,7 @@
 package exporter
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,6 +53,9 @@ const (
 	CollectorFailuresMetric = "carewatch_collector_failures_total"
 	// CollectorLastRunObservationsMetric is what a collector's latest successful run wrote.
 	CollectorLastRunObservationsMetric = "carewatch_collector_last_run_observations"
+	// CollectorCheckFailuresMetric counts, by check and action (reject or
+	// warn), the failures of the checks a collector's latest run failed.
+	CollectorCheckFailuresMetric = "carewatch_collector_check_failures"
 )
 
 // scheduleSentence ends every KPI's HELP: the number is not measured at scrape
@@ -556,6 +560,7 @@ func (s *Snapshot) families() []family {
 		}
 		add(h.name, h.help, typ, s.healthPart(h.name, h.desc, h.t, h.value))
 	}
+	add(CollectorCheckFailuresMetric, checkFailuresHelp, "gauge", s.checksPart())
 
 	slices.SortStableFunc(fs, func(a, b family) int { return strings.Compare(a.name, b.name) })
 	return fs
@@ -673,6 +678,61 @@ func (s *Snapshot) healthPart(name string, d *prometheus.Desc, t prometheus.Valu
 				if v, ok := value(h); ok {
 					buf = line.append(buf, []string{h.Collector}, v)
 				}
+			}
+			return buf
+		},
+	}
+}
+
+const checkFailuresHelp = "Rows or series that failed a check in the collector's latest run, by check " +
+	"(rows, truncation, range, change, labels) and action: reject (nothing of the run was published; the last good values stay) " +
+	"or warn (published with a warning); absent for checks that passed."
+
+// checkSample is one sample of CollectorCheckFailuresMetric.
+type checkSample struct {
+	action, check, collector string
+	failures                 float64
+}
+
+// checks returns the samples of CollectorCheckFailuresMetric in registry
+// order (by action, check, collector).
+func (s *Snapshot) checks() []checkSample {
+	var out []checkSample
+	for i := range s.health {
+		h := &s.health[i]
+		for _, f := range h.LastRunChecks {
+			a := f.Action.String()
+			j := slices.IndexFunc(out, func(c checkSample) bool {
+				return c.collector == h.Collector && c.check == f.Check && c.action == a
+			})
+			if j < 0 {
+				out = append(out, checkSample{action: a, check: f.Check, collector: h.Collector})
+				j = len(out) - 1
+			}
+			out[j].failures += float64(f.Failures)
+		}
+	}
+	slices.SortFunc(out, func(a, b checkSample) int {
+		return cmp.Or(strings.Compare(a.action, b.action), strings.Compare(a.check, b.check), strings.Compare(a.collector, b.collector))
+	})
+	return out
+}
+
+func (s *Snapshot) checksPart() part {
+	labels := []string{"action", "check", collectorLabel}
+	d := prometheus.NewDesc(CollectorCheckFailuresMetric, checkFailuresHelp, labels, nil)
+	line := newLineTemplate(CollectorCheckFailuresMetric, labels, nil)
+	samples := s.checks()
+	return part{
+		n: len(samples),
+		emit: func(ch chan<- prometheus.Metric, lo, hi int) {
+			for _, c := range samples[lo:hi] {
+				emit(ch, d, prometheus.GaugeValue, c.failures, c.action, c.check, c.collector)
+			}
+		},
+		text: func(buf []byte, lo, hi int) []byte {
+			for _, c := range samples[lo:hi] {
+				buf = line.append(buf, []string{c.action, c.check, c.collector}, c.failures)
 			}
 			return buf
 		},

@@ -88,6 +88,9 @@ type Run struct {
 	FinishedAt time.Time
 	// Err is the run's failure, or nil for a success.
 	Err error
+	// Checks lists the checks the run failed: for a run rejected by a
+	// check, that one among them; for a published run, its warnings.
+	Checks []CheckFailure
 }
 
 // RunResult says what a successful run changed in the store.
@@ -153,6 +156,8 @@ type CollectorHealth struct {
 	// LastObservations is the number of observations the latest successful run wrote.
 	LastObservations int64
 	LastError        string
+	// LastRunChecks are the checks the latest finished run failed.
+	LastRunChecks []CheckFailure
 }
 
 // Store is the system of record. Implementations must make SaveRun atomic

@@ -167,6 +167,8 @@ type KPI struct {
 	// value and RAG status for dashboards and the pack, but KPI alerts are
 	// about the council's own services only. Unset, every series is its own.
 	OwnSeries map[string]string
+	// Expect is what the KPI's values must look like to be published.
+	Expect Expectations
 	// MaxAge is how long after the end of the period it describes a value is
 	// still fresh; zero means the KPI never goes stale.
 	MaxAge time.Duration

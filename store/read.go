@@ -133,13 +133,13 @@ func (s *Store) Health(ctx context.Context) ([]kpi.CollectorHealth, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT c.collector, c.runs, c.failures,
 		       l.status = 'success', l.finished_at, l.duration_seconds, coalesce(l.error, ''),
-		       ok.finished_at, coalesce(ok.observations, 0)
+		       ok.finished_at, coalesce(ok.observations, 0), l.checks
 		FROM (
 			SELECT collector, count(*) AS runs, count(*) FILTER (WHERE status = 'failed') AS failures
 			FROM runs GROUP BY collector
 		) c
 		CROSS JOIN LATERAL (
-			SELECT status, finished_at, duration_seconds, error FROM runs
+			SELECT status, finished_at, duration_seconds, error, checks FROM runs
 			WHERE collector = c.collector ORDER BY finished_at DESC, id DESC LIMIT 1
 		) l
 		LEFT JOIN LATERAL (
@@ -159,10 +159,15 @@ func (s *Store) Health(ctx context.Context) ([]kpi.CollectorHealth, error) {
 			durSecs   float64
 			lastOKAt  sql.NullTime
 			lastRunAt time.Time
+			checks    []byte
 		)
 		if err := rows.Scan(&h.Collector, &h.Runs, &h.Failures, &h.LastRunOK, &lastRunAt, &durSecs,
-			&h.LastError, &lastOKAt, &h.LastObservations); err != nil {
+			&h.LastError, &lastOKAt, &h.LastObservations, &checks); err != nil {
 			return nil, fmt.Errorf("store: collector health: %w", err)
+		}
+		var err error
+		if h.LastRunChecks, err = parseChecks(checks); err != nil {
+			return nil, fmt.Errorf("store: collector health: %s: checks: %w", h.Collector, err)
 		}
 		h.LastRunAt = lastRunAt
 		h.LastRunDuration = time.Duration(durSecs * float64(time.Second))

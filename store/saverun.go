@@ -99,13 +99,17 @@ func insertRun(ctx context.Context, tx *sqlx.Conn, run kpi.Run, n int) (int64, e
 	if err != nil {
 		return 0, fmt.Errorf("recording the run's reads: %w", err)
 	}
+	checks, err := checksDoc(run.Checks)
+	if err != nil {
+		return 0, fmt.Errorf("recording the run's checks: %w", err)
+	}
 	var id int64
 	err = tx.QueryRowContext(ctx, `
-		INSERT INTO runs (collector, source, query, started_at, finished_at, duration_seconds, status, error, observations, reads)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		INSERT INTO runs (collector, source, query, started_at, finished_at, duration_seconds, status, error, observations, reads, checks)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		RETURNING id`,
 		run.Collector, run.Source, run.Query, run.StartedAt, run.FinishedAt,
-		max(run.FinishedAt.Sub(run.StartedAt).Seconds(), 0), status, errText, n, string(readsJSON),
+		max(run.FinishedAt.Sub(run.StartedAt).Seconds(), 0), status, errText, n, string(readsJSON), checks,
 	).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("recording the run: %w", err)

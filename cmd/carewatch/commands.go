@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/store"
 )
 
 // runCheck validates the configuration and, with connect, reaches the store
@@ -97,28 +99,50 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 	if err != nil {
 		return err
 	}
+	checks := newChecks(cfg, cc)
+	var st *store.Store
+	if !dryRun {
+		if st, err = openStore(ctx, cfg, logger); err != nil {
+			return err
+		}
+		defer st.Close()
+	}
+	// A dry run reads no history: the checks against the last good run
+	// and the previous period are left out.
+	var history collector.History
+	if st != nil {
+		history = st
+	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.EffectiveTimeout(cc))
 	defer cancel()
 	started := time.Now()
 	prov := &kpi.Provenance{}
-	obs, err := src.Collect(cctx, kpi.RunInfo{Collector: cc.Name, At: started, Location: cfg.Location, Provenance: prov})
+	obs, warnings, err := checks.Collect(cctx, src, kpi.RunInfo{Collector: cc.Name, At: started, Location: cfg.Location, Provenance: prov}, history)
+	source, query := src.Describe()
 	if err != nil {
+		if failures := collector.CheckFailures(err); failures != nil && st != nil {
+			run := kpi.Run{Collector: cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Err: err, Checks: failures}
+			if _, serr := st.SaveRun(ctx, run, nil); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
 		return err
 	}
 	printObservations(out, obs, cfg.Location)
 	for _, r := range prov.Reads() {
 		printRead(out, r)
 	}
+	for _, w := range warnings {
+		fmt.Fprintf(out, "warning: %s\n", w.Message)
+	}
 	if dryRun {
 		fmt.Fprintf(out, "%d observations (dry run: nothing stored)\n", len(obs))
 		return nil
 	}
-	st, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.SyncCatalogue(ctx, cfg.Catalogue); err != nil {
+	// Only KPIs the store has never seen are added: collect, with whatever
+	// configuration, changes neither the daemon's definitions nor which
+	// KPIs it considers retired.
+	if err := st.AddToCatalogue(ctx, cfg.Catalogue); err != nil {
 		return err
 	}
 	release, ok, err := st.TryRunLock(ctx, cc.Name)
@@ -129,8 +153,7 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 		return fmt.Errorf("collector %q is running in a carewatch daemon now; nothing stored, try again when it has finished", cc.Name)
 	}
 	defer release()
-	source, query := src.Describe()
-	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now()}, obs)
+	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Checks: warnings}, obs)
 	if err != nil {
 		return err
 	}

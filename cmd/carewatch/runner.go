@@ -21,6 +21,7 @@ type runner struct {
 	cfg      *config.Config
 	cc       *config.CollectorConfig
 	src      source
+	checks   *collector.Checks
 	describe struct{ source, query string }
 	// reads is what the last attempt of the current run read.
 	reads  []kpi.Read
@@ -40,7 +41,7 @@ func (d *daemon) newRunner(gen *generation, cc *config.CollectorConfig) (*runner
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{d: d, cfg: gen.cfg, cc: cc, src: src, logger: d.logger.With("collector", cc.Name)}
+	r := &runner{d: d, cfg: gen.cfg, cc: cc, src: src, checks: newChecks(gen.cfg, cc), logger: d.logger.With("collector", cc.Name)}
 	r.describe.source, r.describe.query = src.Describe()
 	return r, nil
 }
@@ -96,6 +97,15 @@ func newSource(cfg *config.Config, cc *config.CollectorConfig, dbs map[string]*s
 	return collector.NewSQLSource(cc.Name, cc, sc, db, m), nil
 }
 
+// newChecks returns collector cc's checks.
+func newChecks(cfg *config.Config, cc *config.CollectorConfig) *collector.Checks {
+	typ := ""
+	if sc := cfg.SourceByName(cc.Source); sc != nil {
+		typ = sc.Type
+	}
+	return collector.NewChecks(cc, typ)
+}
+
 func (r *runner) job() collector.Job {
 	return collector.Job{
 		Name:       r.cc.Name,
@@ -130,13 +140,16 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 
 	info := r.runInfo(r.started)
 	info.Provenance = &kpi.Provenance{}
-	obs, err := r.src.Collect(ctx, info)
+	obs, warnings, err := r.checks.Collect(ctx, r.src, info, r.d.store)
 	r.reads = info.Provenance.Reads()
 	r.describe.source, r.describe.query = r.src.Describe()
 	if err != nil {
 		return err
 	}
-	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now()}
+	for _, w := range warnings {
+		r.logger.Warn("check failed; the run is published with a warning", "check", w.Check, "kpi", w.KPI, "failures", w.Failures, "msg", w.Message)
+	}
+	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now(), Checks: warnings}
 	res, err := r.d.store.SaveRun(ctx, run, obs)
 	if err != nil {
 		return fmt.Errorf("storing %d observations: %w", len(obs), err)
@@ -169,7 +182,8 @@ func (r *runner) done(err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now(), Err: err}
+	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now(), Err: err,
+		Checks: collector.CheckFailures(err)}
 	if run.StartedAt.IsZero() {
 		run.StartedAt = run.FinishedAt
 	}

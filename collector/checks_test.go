@@ -1,0 +1,238 @@
+package collector_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carewatch/carewatch/collector"
+	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/kpi"
+)
+
+// copyDfE copies the DfE example files into a new folder, the workforce
+// file changed by cut, and points the example's source at it.
+func copyDfE(t *testing.T, cfg *config.Config, cut func([]byte) []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir(dfeData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dfeData, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == csww && cut != nil {
+			b = cut(b)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.SourceByName(cfg.Collectors[0].Source).Directory = dir
+}
+
+// cutInsideLastValue cuts the file one character before its end, inside
+// the last row's last value, as a copy stopped short leaves it.
+func cutInsideLastValue(b []byte) []byte {
+	return bytes.TrimRight(b, "\r\n")[:len(bytes.TrimRight(b, "\r\n"))-1]
+}
+
+func TestAFileCutInsideItsLastRowIsRejectedByTheTruncationCheck(t *testing.T) {
+	cfg, err := config.Load(dfeExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyDfE(t, cfg, cutInsideLastValue)
+	cc := &cfg.Collectors[0]
+	src, err := newSourceFor(cfg, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, warnings, err := collector.NewChecks(cc, config.SourceFile).Collect(context.Background(), src, kpi.RunInfo{Collector: cc.Name, At: time.Now(), Location: cfg.Location}, nil)
+	if err == nil {
+		t.Fatalf("a file cut inside its last row was accepted: %d observations, warnings %v", len(obs), warnings)
+	}
+	failures := collector.CheckFailures(err)
+	if len(failures) != 1 || failures[0].Check != "truncation" || failures[0].Action != kpi.Reject {
+		t.Fatalf("failures %+v, want the truncation check rejecting", failures)
+	}
+	// The last row of the file is Waltham Forest's for 2017; its absence
+	// rate, 2.1, reads "2." once cut.
+	for _, want := range []string{`collector "dfe_workforce"`, "check truncation", `file "csww_indicators_2017_to_2025.csv"`, "row 1464", `last value reads "2."`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %s: %v", want, err)
+		}
+	}
+	if !collector.IsPermanent(err) {
+		t.Error("a rejected run would be retried")
+	}
+}
+
+func TestTruncationSetToWarnPublishesWithAWarning(t *testing.T) {
+	cfg, err := config.Load(dfeExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyDfE(t, cfg, cutInsideLastValue)
+	cc := &cfg.Collectors[0]
+	cc.Expect = &config.CollectorExpect{Truncation: &config.ActionOnly{OnFail: "warn"}}
+	src, err := newSourceFor(cfg, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, warnings, err := collector.NewChecks(cc, config.SourceFile).Collect(context.Background(), src, kpi.RunInfo{Collector: cc.Name, At: time.Now(), Location: cfg.Location}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obs) == 0 || len(warnings) != 1 || warnings[0].Check != "truncation" || warnings[0].Action != kpi.Warn {
+		t.Errorf("%d observations with warnings %+v, want the truncation warning", len(obs), warnings)
+	}
+}
+
+func TestWellFormedExportsPassTheTruncationCheck(t *testing.T) {
+	for name, end := range map[string]func([]byte) []byte{
+		"as published":                 nil,
+		"with Windows line ends":       func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) },
+		"with blank lines at the end":  func(b []byte) []byte { return append(b, "\n\n"...) },
+		"with trailing spaces after a": func(b []byte) []byte { return append(b, "  "...) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := config.Load(dfeExample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copyDfE(t, cfg, end)
+			cc := &cfg.Collectors[0]
+			src, err := newSourceFor(cfg, cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs, warnings, err := collector.NewChecks(cc, config.SourceFile).Collect(context.Background(), src, kpi.RunInfo{Collector: cc.Name, At: time.Now(), Location: cfg.Location}, nil)
+			if err != nil || len(warnings) != 0 || len(obs) == 0 {
+				t.Errorf("%d observations, warnings %v, err %v", len(obs), warnings, err)
+			}
+		})
+	}
+}
+
+const checksConfig = `
+kpis:
+  - name: children_sw_vacancy_ratio
+    help: Vacancy rate.
+    unit: ratio
+    direction: lower_is_better
+    labels: [team]
+  - name: children_sw_caseload_average
+    help: Caseload.
+    unit: cases
+    direction: lower_is_better
+    labels: [team]
+    expect:
+      labels: {require: {team: [North, South, East]}}
+  - name: children_sw_net_change
+    help: Net change in social workers.
+    unit: people
+    direction: higher_is_better
+    expect:
+      range: {min: -50, max: 50, on_fail: warn}
+sources:
+  - {name: cms, type: postgres, dsn_env: CMS}
+collectors:
+  - name: workforce
+    source: cms
+    schedule: "@daily"
+    query: SELECT 1
+    metrics:
+      - {kpi: children_sw_vacancy_ratio, value_column: v, labels: {team: team}}
+      - {kpi: children_sw_caseload_average, value_column: c, labels: {team: team}}
+      - {kpi: children_sw_net_change, value_column: n}
+`
+
+func TestImpossibleValuesAreRejectedNamingCollectorCheckSeriesAndValue(t *testing.T) {
+	cfg, err := config.Parse([]byte(checksConfig), "carewatch.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &cfg.Collectors[0]
+	vacancy, caseload, net := cfg.Catalogue["children_sw_vacancy_ratio"], cfg.Catalogue["children_sw_caseload_average"], cfg.Catalogue["children_sw_net_change"]
+	march := time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)
+	obs := []kpi.Observation{
+		{KPI: vacancy, Labels: []string{"North"}, Period: march, Value: kpi.Known(0.14)},
+		{KPI: vacancy, Labels: []string{"South"}, Period: march, Value: kpi.Known(1.7)},
+		{KPI: vacancy, Labels: []string{"East"}, Period: march, Value: kpi.Missing},
+		{KPI: caseload, Labels: []string{"North"}, Period: march, Value: kpi.Known(-5)},
+		{KPI: caseload, Labels: []string{"South"}, Period: march, Value: kpi.Known(0)},
+		{KPI: net, Period: march, Value: kpi.Known(-3)},
+	}
+	failures, err := collector.NewChecks(cc, config.SourcePostgres).Run(context.Background(), obs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := collector.Rejected(failures)
+	if rejected == nil {
+		t.Fatalf("a ratio of 1.7 and a caseload of -5 were not rejected: %+v", failures)
+	}
+	for _, want := range []string{
+		`collector "workforce": check range: KPI children_sw_vacancy_ratio, series {team="South"}, period 2026-03-31: value 1.7 is above the maximum 1 (a ratio lies within 0 and 1)`,
+		`collector "workforce": check range: KPI children_sw_caseload_average, series {team="North"}, period 2026-03-31: value -5 is below the minimum 0`,
+	} {
+		if !strings.Contains(rejected.Error(), want) {
+			t.Errorf("the rejection does not say\n  %s\nit says\n  %v", want, rejected)
+		}
+	}
+	// A missing value is not out of range, zero is in range, and a KPI
+	// whose range allows negatives keeps them.
+	var labels *kpi.CheckFailure
+	for i, f := range failures {
+		if f.Check == "labels" {
+			labels = &failures[i]
+		}
+		if f.Check == "range" && f.KPI == "children_sw_net_change" {
+			t.Errorf("a net change of -3 failed its range: %s", f.Message)
+		}
+	}
+	if labels == nil || labels.Action != kpi.Warn || !strings.Contains(labels.Message, `no series with team ["East"]`) {
+		t.Errorf("the missing team is not warned about: %+v", labels)
+	}
+	var re *collector.RejectedError
+	if !errors.As(rejected, &re) || re.Failures[0].Action != kpi.Reject {
+		t.Errorf("the rejecting failures do not come first: %+v", re)
+	}
+}
+
+func TestAnEmptyRunWarnsByDefaultAndRowLimitsAreConfigurable(t *testing.T) {
+	cfg, err := config.Parse([]byte(checksConfig), "carewatch.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &cfg.Collectors[0]
+	failures, err := collector.NewChecks(cc, config.SourcePostgres).Run(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failures) != 1 || failures[0].Check != "rows" || failures[0].Action != kpi.Warn ||
+		failures[0].Message != `collector "workforce": check rows: the run carried 0 observations, fewer than the 1 expected` {
+		t.Errorf("an empty run: %+v", failures)
+	}
+	two, reject := 2, "reject"
+	cc.Expect = &config.CollectorExpect{Rows: &config.RowsExpect{Max: &two, OnFail: reject}}
+	obs := make([]kpi.Observation, 3)
+	for i := range obs {
+		obs[i] = kpi.Observation{KPI: cfg.Catalogue["children_sw_net_change"], Period: time.Now(), Value: kpi.Known(1)}
+	}
+	failures, err = collector.NewChecks(cc, config.SourcePostgres).Run(context.Background(), obs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if collector.Rejected(failures) == nil {
+		t.Errorf("3 observations with at most 2 expected: %+v", failures)
+	}
+}
