@@ -51,6 +51,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	collectName := collectCmd.Arg("name", "The collector to run.").Required().String()
 	collectDryRun := collectCmd.Flag("dry-run", "Print the observations without storing them.").Bool()
 
+	explainCmd := app.Command("explain", "Show where a stored value came from: its status, thresholds, run, source and revisions. Reads the store only.")
+	var explainOpts provenanceOptions
+	explainCmd.Arg("kpi", "The KPI.").Required().StringVar(&explainOpts.KPI)
+	explainCmd.Arg("labels", "label=value pairs that pick one series, e.g. team=North.").StringsVar(&explainOpts.Labels)
+	explainCmd.Flag("period", "The period, as YYYY-MM-DD: its value, or the latest before it; by default the latest.").PlaceHolder("2026-03-31").StringVar(&explainOpts.Period)
+
+	historyCmd := app.Command("history", "Print a KPI's series over time from the store, as a table, CSV or JSON. Reads the store only.")
+	var historyOpts provenanceOptions
+	historyCmd.Arg("kpi", "The KPI.").Required().StringVar(&historyOpts.KPI)
+	historyCmd.Arg("labels", "label=value pairs that narrow the series, e.g. team=North.").StringsVar(&historyOpts.Labels)
+	historyCmd.Flag("from", "The first period, as YYYY-MM-DD.").PlaceHolder("2025-04-01").StringVar(&historyOpts.From)
+	historyCmd.Flag("to", "The last period, as YYYY-MM-DD.").PlaceHolder("2026-03-31").StringVar(&historyOpts.To)
+	historyCmd.Flag("format", "table, csv (opens as columns in a spreadsheet) or json.").Default("table").EnumVar(&historyOpts.Format, "table", "csv", "json")
+
 	migrateCmd := app.Command("migrate", "Apply the store's schema migrations and exit.")
 
 	reportCmd := app.Command("report", "Write the KPI pack, one self-contained HTML page, from the store.")
@@ -106,6 +120,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCheck(ctx, *configFile, *checkConnect, stdout)
 	case collectCmd.FullCommand():
 		err = runCollect(ctx, *configFile, *collectName, *collectDryRun, stdout, logger)
+	case explainCmd.FullCommand():
+		err = runExplain(ctx, *configFile, explainOpts, stdout, logger)
+	case historyCmd.FullCommand():
+		err = runHistory(ctx, *configFile, historyOpts, stdout, logger)
 	case migrateCmd.FullCommand():
 		err = runMigrate(ctx, *configFile, stdout, logger)
 	case reportCmd.FullCommand():
