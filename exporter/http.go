@@ -24,6 +24,10 @@ type MuxOptions struct {
 	// Reload loads the configuration again; POST /-/reload calls it. When
 	// nil, /-/reload is not served.
 	Reload func(ctx context.Context) error
+	// EnableLifecycle allows POST /-/reload, as Prometheus's
+	// --web.enable-lifecycle does; without it the endpoint answers 403, so
+	// that whoever reaches the port cannot change what the daemon runs.
+	EnableLifecycle bool
 	// Version is shown on the landing page.
 	Version string
 	// DocsURL, when set, is linked from the landing page.
@@ -43,7 +47,8 @@ const ReportPath = "/report"
 //	/metrics     the exposition (Exporter.Handler)
 //	/-/healthy   200 while the process serves HTTP
 //	/-/ready     200 once a snapshot has been set, 503 before
-//	/-/reload    POST: 200 when Reload succeeds, 500 with its error otherwise
+//	/-/reload    POST: 200 when Reload succeeds, 500 with its error otherwise,
+//	             403 unless EnableLifecycle
 func NewMux(o MuxOptions) (*http.ServeMux, error) {
 	if o.Exporter == nil {
 		return nil, errors.New("exporter: MuxOptions.Exporter is required")
@@ -94,6 +99,11 @@ func NewMux(o MuxOptions) (*http.ServeMux, error) {
 	if o.Reload != nil {
 		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if !o.EnableLifecycle {
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprintln(w, "Lifecycle API is not enabled.")
+				return
+			}
 			if err := o.Reload(r.Context()); err != nil {
 				w.WriteHeader(http.StatusInternalServerError)
 				fmt.Fprintf(w, "failed to reload config: %s\n", err)

@@ -57,7 +57,7 @@ func TestReload(t *testing.T) {
 		}
 		return ctx.Err()
 	}
-	srv := newMuxServer(t, exporter.MuxOptions{Exporter: exporter.New(nil), Reload: reload})
+	srv := newMuxServer(t, exporter.MuxOptions{Exporter: exporter.New(nil), Reload: reload, EnableLifecycle: true})
 
 	tests := []struct {
 		name       string
@@ -87,6 +87,21 @@ func TestReload(t *testing.T) {
 				t.Errorf("Allow = %q, want POST", resp.Header.Get("Allow"))
 			}
 		})
+	}
+}
+
+func TestReloadIsRefusedWithoutTheLifecycleFlag(t *testing.T) {
+	var calls atomic.Int32
+	srv := newMuxServer(t, exporter.MuxOptions{Exporter: exporter.New(nil), Reload: func(context.Context) error {
+		calls.Add(1)
+		return nil
+	}})
+	resp, body := get(t, http.MethodPost, srv.URL+"/-/reload", "")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "Lifecycle API is not enabled") {
+		t.Errorf("status %d, body %q; want 403 saying the lifecycle API is not enabled", resp.StatusCode, body)
+	}
+	if calls.Load() != 0 {
+		t.Error("the configuration was reloaded")
 	}
 }
 

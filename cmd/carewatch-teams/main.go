@@ -34,6 +34,8 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/carewatch/carewatch/internal/cli"
 )
 
 // defaultListenAddress is loopback: the relay posts into Teams channels on
@@ -52,7 +54,6 @@ func run(args []string, stderr io.Writer) int {
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stderr)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
 
 	logConfig := &promslog.Config{Writer: stderr}
 	promslogflag.AddFlags(app, logConfig)
@@ -72,7 +73,11 @@ func run(args []string, stderr io.Writer) int {
 	watchdogTimeout := app.Flag("watchdog.timeout", "How long without a Watchdog, counted from start-up or the last one, before the alarm.").Default("15m").Duration()
 	shutdownTimeout := app.Flag("shutdown.timeout", "How long a graceful shutdown may take.").Default("15s").Duration()
 
-	if _, err := app.Parse(args); err != nil {
+	_, exit, code, err := cli.Parse(app, args)
+	if exit { // --help or --version
+		return code
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "carewatch-teams: %v\n", err)
 		return 2
 	}
@@ -103,12 +108,25 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 
+	// Listen first: an address in use ends the start at once.
+	listeners, err := cli.Listen(webFlags)
+	if err != nil {
+		fmt.Fprintf(stderr, "carewatch-teams: %v\n", err)
+		return 1
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go relay.RunWatchdog(ctx)
 	server := &http.Server{Handler: relay.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- web.ListenAndServe(server, webFlags, logger) }()
+	go func() {
+		if len(listeners) > 0 {
+			serveErr <- web.ServeMultiple(listeners, server, webFlags, logger)
+		} else {
+			serveErr <- web.ListenAndServe(server, webFlags, logger)
+		}
+	}()
 	logger.Info("carewatch-teams started", "channels", len(channels), "version", version.Version)
 
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -619,5 +620,47 @@ func TestAResolvedAlertIsListedEvenWhenFiringOnesAreCut(t *testing.T) {
 	}
 	if !strings.Contains(all, "…and 11 more, listed in Alertmanager.") {
 		t.Errorf("the card does not count the 11 firing alerts left out:\n%s", all)
+	}
+}
+
+// --help and --version print, exit 0 and do nothing else, though the
+// required --teams.webhook-url-file is missing.
+func TestHelpAndVersionPrintAndExitZero(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"--version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			if code := run(args, &out); code != 0 {
+				t.Errorf("exit %d, want 0:\n%s", code, out.String())
+			}
+			if !strings.Contains(out.String(), "carewatch-teams") || strings.Contains(out.String(), "carewatch-teams: ") {
+				t.Errorf("output:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// A listen address in use is an error at once, with a non-zero exit.
+func TestAnAddressInUseFailsAtOnce(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "url")
+	if err := os.WriteFile(file, []byte("https://example.org/hook\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"--teams.webhook-url-file=" + file, "--web.listen-address=" + busy.Addr().String()}, &out)
+	}()
+	select {
+	case code := <-done:
+		if code == 0 || !strings.Contains(out.String(), "address already in use") {
+			t.Errorf("exit %d:\n%s", code, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after start with its address in use")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/exporter"
+	"github.com/carewatch/carewatch/internal/cli"
 	"github.com/carewatch/carewatch/kpi"
 	"github.com/carewatch/carewatch/store"
 )
@@ -27,6 +28,8 @@ import (
 type daemonOptions struct {
 	ConfigFile string
 	Web        *web.FlagConfig
+	// EnableLifecycle allows reloads over HTTP (--web.enable-lifecycle).
+	EnableLifecycle bool
 	// Listener, when set, is served instead of the --web.listen-address
 	// addresses (tests listen on port 0).
 	Listener        net.Listener
@@ -75,6 +78,21 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	if err != nil {
 		return err
 	}
+	// Listen first: an address in use ends the start at once.
+	var listeners []net.Listener
+	if o.Listener != nil {
+		listeners = []net.Listener{o.Listener}
+	} else if listeners, err = cli.Listen(o.Web); err != nil {
+		return err
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			for _, l := range listeners {
+				l.Close()
+			}
+		}
+	}()
 	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -120,9 +138,12 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	mux, err := exporter.NewMux(exporter.MuxOptions{
 		Exporter: d.exporter,
 		Self:     self,
-		Reload:   d.reload,
-		Version:  version.Version,
-		Report:   d.reportHandler(),
+		Reload: func(ctx context.Context) error {
+			return d.logReload(ctx, "HTTP", d.reload(ctx))
+		},
+		EnableLifecycle: o.EnableLifecycle,
+		Version:         version.Version,
+		Report:          d.reportHandler(),
 	})
 	if err != nil {
 		gen.stop(ctx)
@@ -130,9 +151,10 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	}
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
+	serving = true
 	go func() {
-		if o.Listener != nil {
-			serveErr <- web.Serve(o.Listener, server, o.Web, logger)
+		if len(listeners) > 0 {
+			serveErr <- web.ServeMultiple(listeners, server, o.Web, logger)
 		} else {
 			serveErr <- web.ListenAndServe(server, o.Web, logger)
 		}
@@ -175,9 +197,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-o.Reload:
-			if err := d.reload(ctx); err != nil {
-				logger.Error("reload failed; keeping the running configuration", "err", err)
-			}
+			_ = d.logReload(ctx, "SIGHUP", d.reload(ctx))
 		case err := <-serveErr:
 			if !errors.Is(err, http.ErrServerClosed) {
 				runErr = fmt.Errorf("serving HTTP: %w", err)
@@ -188,6 +208,15 @@ loop:
 	d.shutdown(server)
 	wg.Wait()
 	return runErr
+}
+
+// logReload logs the outcome of a reload asked for by trigger (SIGHUP,
+// HTTP) and returns err.
+func (d *daemon) logReload(ctx context.Context, trigger string, err error) error {
+	if err != nil {
+		d.logger.Error("reload failed; keeping the running configuration", "trigger", trigger, "err", err)
+	}
+	return err
 }
 
 // shutdown runs the ordered, bounded shutdown steps.

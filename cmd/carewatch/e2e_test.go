@@ -100,6 +100,7 @@ func startDaemon(t *testing.T, configFile string) *instance {
 			ConfigFile:      configFile,
 			Web:             &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &noSocket, WebConfigFile: &noWebConfig},
 			Listener:        l,
+			EnableLifecycle: true,
 			ShutdownTimeout: 20 * time.Second,
 			Logger:          slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Started:         func(d *daemon) { started <- d },
@@ -616,6 +617,10 @@ func TestABadConfigOnReloadKeepsTheRunningOne(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(msg), `collectors[0].schedule: "@every fortnight" is not a valid schedule`) {
 		t.Errorf("reload of a bad file: %d %s", resp.StatusCode, msg)
+	}
+	// Refused over HTTP, it is logged as a refused SIGHUP is.
+	if logs := in.logs.String(); !strings.Contains(logs, `msg="reload failed; keeping the running configuration" trigger=HTTP`) {
+		t.Errorf("the refused reload over HTTP was not logged:\n%s", logs)
 	}
 	fams, _ := in.scrape(t)
 	if v := fams["carewatch_config_last_reload_successful"].GetMetric(); len(v) != 1 || sampleValue(v[0]) != 0 {

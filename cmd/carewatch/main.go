@@ -18,6 +18,8 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/carewatch/carewatch/internal/cli"
 )
 
 // defaultListenAddress is carewatch's port.
@@ -34,7 +36,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
 
 	logConfig := &promslog.Config{Writer: stderr}
 	promslogflag.AddFlags(app, logConfig)
@@ -42,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	runCmd := app.Command("run", "Run the daemon: scheduled collectors, the store and /metrics.").Default()
 	runWeb := kingpinflag.AddFlags(runCmd, defaultListenAddress)
+	enableLifecycle := app.Flag("web.enable-lifecycle", "Enable configuration reloads over HTTP (POST /-/reload).").Bool()
 	shutdownTimeout := app.Flag("shutdown.timeout", "How long a graceful shutdown may take before runs in flight are cancelled.").Default("30s").Duration()
 
 	checkCmd := app.Command("check", "Validate the configuration file and exit.")
@@ -81,13 +83,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	demoWeb := kingpinflag.AddFlags(demoCmd, defaultListenAddress)
 	demoOpts := demoFlags(demoCmd)
 
-	cmd, err := app.Parse(args)
+	cmd, exit, code, err := cli.Parse(app, args)
+	if exit { // --help or --version
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "carewatch: %v\n", err)
 		return 2
-	}
-	if cmd == "" { // --help or --version
-		return 0
 	}
 	logger := promslog.New(logConfig)
 
@@ -113,6 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ConfigFile:      *configFile,
 			Web:             runWeb,
 			ShutdownTimeout: *shutdownTimeout,
+			EnableLifecycle: *enableLifecycle,
 			Reload:          reloads,
 			Logger:          logger,
 		})
@@ -138,6 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			ConfigFile:      *configFile,
 			Web:             demoWeb,
 			ShutdownTimeout: *shutdownTimeout,
+			EnableLifecycle: *enableLifecycle,
 			Reload:          reloads,
 			Logger:          logger,
 		})

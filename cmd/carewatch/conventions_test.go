@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/carewatch/carewatch/pglocal/pgtest"
+)
+
+// --help, --version and COMMAND --help print, exit 0 and do nothing else:
+// no daemon, no demo, no configuration read.
+func TestHelpAndVersionPrintAndExitZero(t *testing.T) {
+	t.Chdir(t.TempDir()) // no carewatch.yml, no demo configuration here
+	t.Setenv("CAREWATCH_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none?sslmode=disable")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "usage: carewatch"},
+		{[]string{"-h"}, "usage: carewatch"},
+		{[]string{"--version"}, "carewatch, version"},
+		{[]string{"run", "--help"}, "usage: carewatch run"},
+		{[]string{"check", "--help"}, "usage: carewatch check"},
+		{[]string{"collect", "--help"}, "usage: carewatch collect"},
+		{[]string{"demo", "--help"}, "usage: carewatch demo"},
+		{[]string{"help"}, "usage: carewatch"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			done := make(chan int, 1)
+			go func() { done <- run(tt.args, &stdout, &stderr) }()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("still running after 10s: it did more than print")
+			}
+			if !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("stdout does not say %q:\n%s", tt.want, stdout.String())
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("it did something else, and wrote to stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// A listen address in use is an error at once, with a non-zero exit.
+func TestRunFailsAtOnceWhenItsAddressIsInUse(t *testing.T) {
+	t.Setenv("CAREWATCH_DATABASE_URL", pgtest.NewDatabase(t))
+	t.Setenv("CAREWATCH_DEMO_SOURCE_URL", pgtest.NewDatabase(t))
+	file := oneCollectorConfig(t, "open_cases", "@every 1h", "SELECT 'north' AS team, 1 AS open")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"run", "--config.file=" + file, "--web.listen-address=" + busy.Addr().String()}, &stdout, &stderr)
+	}()
+	select {
+	case code := <-done:
+		if code == 0 {
+			t.Error("exit 0 with its address in use")
+		}
+		if !strings.Contains(stderr.String(), "address already in use") || !strings.Contains(stderr.String(), busy.Addr().String()) {
+			t.Errorf("stderr does not name the address in use:\n%s", stderr.String())
+		}
+		if strings.Contains(stderr.String(), "carewatch started") {
+			t.Errorf("it said it started:\n%s", stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after start with its address in use:\n%s", stderr.String())
+	}
+}
+
+// Without --web.enable-lifecycle, POST /-/reload is refused.
+func TestReloadOverHTTPNeedsTheLifecycleFlag(t *testing.T) {
+	t.Setenv("CAREWATCH_DATABASE_URL", pgtest.NewDatabase(t))
+	t.Setenv("CAREWATCH_DEMO_SOURCE_URL", pgtest.NewDatabase(t))
+	file := oneCollectorConfig(t, "open_cases", "@every 1h", "SELECT 'north' AS team, 1 AS open")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"run", "--config.file=" + file, "--web.listen-address=" + addr}, &stdout, &stderr)
+	}()
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get("http://" + addr + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("carewatch exited %d:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s:\n%s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := client.Post("http://"+addr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST /-/reload without --web.enable-lifecycle: %s, want 403", resp.Status)
+	}
+	if strings.Contains(stderr.String(), "configuration reloaded") {
+		t.Error("the configuration was reloaded")
+	}
+	stopRun(t, done)
+}
+
+// stopRun ends a run started in-process as SIGTERM would, and waits for it.
+func stopRun(t *testing.T, done <-chan int) {
+	t.Helper()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after SIGTERM", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30s after SIGTERM")
+	}
+}
