@@ -17,6 +17,12 @@
 // rates, about 4,300 single assessments a year, and a few hundred adults
 // waiting for a Care Act assessment with a tail beyond six months.
 //
+// BuildReturns and WriteReturns render the same council's statutory
+// returns (Ofsted's Annex A workbook, DfE's SSDA903 files, the adults'
+// Client Level Data) as councils' systems export them, and Returns.Figures
+// computes their KPIs in Go, independently of the SQL of examples/annex-a,
+// examples/ssda903 and examples/cld.
+//
 // Expected recomputes the demo configuration's KPIs in Go from the raw
 // rows, independently of the SQL in examples/demo/carewatch.yml, for the
 // tests that check carewatch end to end.

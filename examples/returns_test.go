@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -358,5 +359,46 @@ func TestAnnexAHolidaysAreTheDemoCalendars(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d collectors count working days, want 2", n)
+	}
+}
+
+// TestDemoRunsTheReturnsExamples checks that the demo configuration carries
+// the returns examples' KPIs and collectors unchanged but for how often
+// they run and where their folders are.
+func TestDemoRunsTheReturnsExamples(t *testing.T) {
+	d, err := config.Load("demo/carewatch.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range returnExamples {
+		e, err := config.Load(ex.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range e.KPIs {
+			i := slices.IndexFunc(d.KPIs, func(x config.KPIConfig) bool { return x.Name == k.Name })
+			if i < 0 {
+				t.Errorf("%s: the demo has no KPI %s", ex.config, k.Name)
+				continue
+			}
+			if !reflect.DeepEqual(d.Catalogue[k.Name], e.Catalogue[k.Name]) {
+				t.Errorf("%s: KPI %s differs in the demo", ex.config, k.Name)
+			}
+		}
+		for _, c := range e.Collectors {
+			i := slices.IndexFunc(d.Collectors, func(x config.CollectorConfig) bool { return x.Name == c.Name })
+			if i < 0 {
+				t.Errorf("%s: the demo has no collector %s", ex.config, c.Name)
+				continue
+			}
+			dc := d.Collectors[i]
+			dc.Schedule, dc.ParsedSchedule = c.Schedule, c.ParsedSchedule
+			if !reflect.DeepEqual(dc, c) {
+				t.Errorf("%s: collector %s differs in the demo", ex.config, c.Name)
+			}
+			if ds, es := d.SourceByName(c.Source), e.SourceByName(c.Source); ds == nil || !reflect.DeepEqual(*ds, *es) {
+				t.Errorf("%s: the demo's source %s is %+v, the example's %+v", ex.config, c.Source, ds, es)
+			}
+		}
 	}
 }

@@ -126,8 +126,10 @@ func runDemo(ctx context.Context, o demoOptions, d daemonOptions) error {
 	if err := comments.write(ctx); err != nil {
 		return err
 	}
+	returns := demoReturns{db: src, dir: filepath.Join(filepath.Dir(d.ConfigFile), demoReturnsDir), logger: logger}
+	returns.write(ctx)
 	if o.DayEvery > 0 {
-		go advanceDemo(ctx, src, o.DayEvery, comments, d.Logger.With("room", "demo"))
+		go advanceDemo(ctx, src, o.DayEvery, comments, returns, d.Logger.With("room", "demo"))
 	}
 	return runDaemon(ctx, d)
 }
@@ -197,7 +199,36 @@ func setUpDemoSource(ctx context.Context, db *sqlx.DB, o demoOptions, logger int
 	return demo.Setup(ctx, db, demo.Options{Seed: o.Seed, Today: today})
 }
 
-func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, comments *demoCommentary, logger interface {
+// demoReturnsDir is where, beside the demo configuration, the demo writes
+// its council's statutory returns for the configuration's file sources.
+const demoReturnsDir = "returns"
+
+// demoReturns writes the demo council's statutory returns (Annex A,
+// SSDA903, CLD) as they stand on its reporting date.
+type demoReturns struct {
+	db     *sqlx.DB
+	dir    string
+	logger *slog.Logger
+}
+
+// write writes the returns. A failure (a read-only installation, say) is
+// logged: the collectors that read them fail and say so, and the rest of
+// the demo carries on.
+func (r demoReturns) write(ctx context.Context) {
+	ret, err := demo.BuildReturns(ctx, r.db)
+	if err == nil {
+		err = demo.WriteReturns(ret, r.dir)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.logger.Error("writing the demo council's statutory returns", "dir", r.dir, "err", err)
+		}
+		return
+	}
+	r.logger.Info("demo statutory returns written", "dir", r.dir, "as_at", ret.AsAt.Format(time.DateOnly))
+}
+
+func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, comments *demoCommentary, returns demoReturns, logger interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
@@ -217,6 +248,7 @@ func advanceDemo(ctx context.Context, db *sqlx.DB, every time.Duration, comments
 			if err := comments.write(ctx); err != nil && ctx.Err() == nil {
 				logger.Error("writing the demo commentary", "err", err)
 			}
+			returns.write(ctx)
 		}
 	}
 }
