@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,28 +107,41 @@ func sparkline(k *kpi.KPI, labels []string, pts []kpi.Point, loc *time.Location,
 		}
 	}
 	// A missing month breaks the line rather than joining across it.
-	var path strings.Builder
+	path := make([]byte, 0, 16*n)
 	pen := false
 	for i, p := range pts {
 		if !p.Value.Valid {
 			pen = false
 			continue
 		}
-		cmd := "L"
-		if !pen {
-			cmd = "M"
+		if pen {
+			path = append(path, " L"...)
+		} else {
+			if len(path) > 0 {
+				path = append(path, ' ')
+			}
+			path = append(path, 'M')
 		}
-		fmt.Fprintf(&path, "%s%.1f %.1f ", cmd, x(i), y(p.Value.V))
+		path = appendPoint(path, x(i), y(p.Value.V))
 		pen = true
 	}
-	if path.Len() > 0 {
-		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="#0b0c0c" stroke-width="1.5" stroke-linejoin="round"/>`, strings.TrimSpace(path.String()))
+	if len(path) > 0 {
+		b.WriteString(`<path d="`)
+		b.Write(path)
+		b.WriteString(`" fill="none" stroke="#0b0c0c" stroke-width="1.5" stroke-linejoin="round"/>`)
 	}
 	if lp := pts[n-1]; lp.Value.Valid {
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="#0b0c0c"/>`, x(n-1), y(lp.Value.V))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// appendPoint appends "x y" to one decimal place.
+func appendPoint(buf []byte, x, y float64) []byte {
+	buf = strconv.AppendFloat(buf, math.Round(x*10)/10, 'f', -1, 64)
+	buf = append(buf, ' ')
+	return strconv.AppendFloat(buf, math.Round(y*10)/10, 'f', -1, 64)
 }
 
 // thresholdPath draws one threshold across the sparkline, stepping at the

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 // are those of its KPI in c, the value of the latest period of each
 // calendar month (in q.Location), for its q.Months most recent months with
 // a value up to q.Until, oldest first. Series are ordered by KPI, then
-// label set.
+// label values in the KPI's label order.
 func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.HistoryQuery) ([]kpi.SeriesHistory, error) {
 	var names []string
 	for _, n := range q.KPIs {
@@ -33,26 +35,35 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	if loc == nil {
 		loc = time.UTC
 	}
-	// One pass over the KPIs' observations, newest first along the primary
-	// key: the first row of each (series, month) is the month's latest.
+	// Each series walks back month by month along the primary key: the
+	// latest period up to Until, then the latest before that period's
+	// month began, and so on. That is Months index probes per series,
+	// however long and however dense the history.
 	rows, err := s.db.QueryContext(ctx, `
-		WITH m AS (
-			SELECT DISTINCT ON (o.series_id, date_trunc('month', o.period, $3))
-			       o.series_id, o.period, o.value, o.run_id
+		WITH RECURSIVE walk AS (
+			SELECT s.id AS series_id, o.period, o.value, o.run_id, 1 AS n
 			FROM series s
-			JOIN observations o ON o.series_id = s.id
-			WHERE s.kpi = ANY($1::text[]) AND o.period <= $2
-			ORDER BY o.series_id, date_trunc('month', o.period, $3) DESC, o.period DESC
-		), ranked AS (
-			SELECT m.*, row_number() OVER (PARTITION BY m.series_id ORDER BY m.period DESC) AS n
-			FROM m
+			CROSS JOIN LATERAL (
+				SELECT period, value, run_id FROM observations
+				WHERE series_id = s.id AND period <= $2
+				ORDER BY period DESC LIMIT 1
+			) o
+			WHERE s.kpi = ANY($1::text[])
+		UNION ALL
+			SELECT w.series_id, o.period, o.value, o.run_id, w.n + 1
+			FROM walk w
+			CROSS JOIN LATERAL (
+				SELECT period, value, run_id FROM observations
+				WHERE series_id = w.series_id AND period < date_trunc('month', w.period, $3)
+				ORDER BY period DESC LIMIT 1
+			) o
+			WHERE w.n < $4
 		)
-		SELECT s.id, s.kpi, s.labels, r.period, r.value, runs.finished_at
-		FROM ranked r
-		JOIN series s ON s.id = r.series_id
-		LEFT JOIN runs ON runs.id = r.run_id
-		WHERE r.n <= $4
-		ORDER BY s.kpi, s.labels, r.period`,
+		SELECT s.id, s.kpi, s.labels, w.period, w.value, runs.finished_at
+		FROM walk w
+		JOIN series s ON s.id = w.series_id
+		LEFT JOIN runs ON runs.id = w.run_id
+		ORDER BY w.series_id, w.period`,
 		pq.Array(names), q.Until, loc.String(), q.Months)
 	if err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
@@ -99,6 +110,11 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
 	}
+	// Sorting a few thousand series here costs less than sorting their
+	// points by jsonb label sets in the query.
+	slices.SortFunc(out, func(a, b kpi.SeriesHistory) int {
+		return cmp.Or(cmp.Compare(a.KPI.Name, b.KPI.Name), slices.Compare(a.Labels, b.Labels))
+	})
 	return out, nil
 }
 
