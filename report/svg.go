@@ -147,8 +147,9 @@ func appendPoint(buf []byte, x, y float64) []byte {
 // thresholdPath draws one threshold across the sparkline, stepping at the
 // period from which it moved; it leaves a gap where none is set.
 func thresholdPath(ths []kpi.Thresholds, of func(kpi.Thresholds) kpi.Threshold, x func(int) float64, y func(float64) float64, n int) string {
-	var d strings.Builder
+	d := make([]byte, 0, 24)
 	pen := false
+	last := math.NaN()
 	for i := range ths {
 		t := of(ths[i])
 		if !t.Set {
@@ -162,12 +163,24 @@ func thresholdPath(ths []kpi.Thresholds, of func(kpi.Thresholds) kpi.Threshold, 
 		if n == 1 || i == n-1 {
 			right = sparkW
 		}
-		if pen {
-			fmt.Fprintf(&d, "V%.1f H%.1f ", y(t.Value), right)
-		} else {
-			fmt.Fprintf(&d, "M%.1f %.1f H%.1f ", left, y(t.Value), right)
+		switch {
+		case !pen:
+			if len(d) > 0 {
+				d = append(d, ' ')
+			}
+			d = append(d, 'M')
+			d = appendPoint(d, left, y(t.Value))
+		case t.Value != last:
+			d = append(d, " V"...)
+			d = strconv.AppendFloat(d, math.Round(y(t.Value)*10)/10, 'f', -1, 64)
 		}
-		pen = true
+		last, pen = t.Value, true
+		// Consecutive periods at the same value make one straight line.
+		if i+1 < n && of(ths[i+1]).Set && of(ths[i+1]).Value == t.Value {
+			continue
+		}
+		d = append(d, " H"...)
+		d = strconv.AppendFloat(d, math.Round(right*10)/10, 'f', -1, 64)
 	}
-	return strings.TrimSpace(d.String())
+	return string(d)
 }
