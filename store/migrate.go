@@ -131,3 +131,35 @@ func (s *Store) inMigrateTx(ctx context.Context, fn func(tx *sqlx.Tx) error) err
 	}
 	return tx.Commit()
 }
+
+// PendingMigrations returns the names of the embedded migrations the
+// database has not applied, reading only: an empty database has them all
+// pending. It changes nothing, for checks that must leave the store as they
+// found it.
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("store: reading the schema version: %w", err)
+	}
+	applied := map[int]bool{}
+	if exists {
+		var versions []int
+		if err := s.db.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations`); err != nil {
+			return nil, fmt.Errorf("store: reading the schema version: %w", err)
+		}
+		for _, v := range versions {
+			applied[v] = true
+		}
+	}
+	var pending []string
+	for _, m := range ms {
+		if !applied[m.version] {
+			pending = append(pending, m.name)
+		}
+	}
+	return pending, nil
+}

@@ -20,7 +20,10 @@ import (
 )
 
 // runCheck validates the configuration and, with connect, reaches the store
-// and every source.
+// and every source, and runs every collector without storing anything, so
+// that a SQL error, a missing column or a file that does not parse is found
+// before the daemon starts. It never changes the store: pending migrations
+// are reported, not applied.
 func runCheck(ctx context.Context, file string, connect bool, out io.Writer) error {
 	cfg, err := loadConfig(file)
 	if err != nil {
@@ -31,12 +34,8 @@ func runCheck(ctx context.Context, file string, connect bool, out io.Writer) err
 		return nil
 	}
 	var failures []string
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
+	if err := checkStore(ctx, cfg, out); err != nil {
 		failures = append(failures, err.Error())
-	} else {
-		st.Close()
-		fmt.Fprintln(out, "store: reachable, schema current")
 	}
 	for i := range cfg.Sources {
 		sc := &cfg.Sources[i]
@@ -46,10 +45,60 @@ func runCheck(ctx context.Context, file string, connect bool, out io.Writer) err
 		}
 		fmt.Fprintf(out, "source %q: reachable\n", sc.Name)
 	}
+	dbs := map[string]*sqlx.DB{}
+	defer func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}()
+	for i := range cfg.Collectors {
+		cc := &cfg.Collectors[i]
+		n, err := dryRun(ctx, cfg, cc, dbs)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("collector %q: dry run: %v", cc.Name, err))
+			continue
+		}
+		fmt.Fprintf(out, "collector %q: dry run: %d observations\n", cc.Name, n)
+	}
 	if len(failures) > 0 {
 		return fmt.Errorf("%s", strings.Join(failures, "\n"))
 	}
 	return nil
+}
+
+// checkStore reaches the store and reports its schema, changing nothing.
+func checkStore(ctx context.Context, cfg *config.Config, out io.Writer) error {
+	st, err := connectStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pending, err := st.PendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) == 0 {
+		fmt.Fprintln(out, "store: reachable, schema current")
+	} else {
+		fmt.Fprintf(out, "store: reachable; carewatch run or migrate will apply %d migrations: %s\n", len(pending), strings.Join(pending, ", "))
+	}
+	return nil
+}
+
+// dryRun runs one collector, checks included, and stores nothing; it
+// returns how many observations the run would store.
+func dryRun(ctx context.Context, cfg *config.Config, cc *config.CollectorConfig, dbs map[string]*sqlx.DB) (int, error) {
+	src, err := newSource(cfg, cc, dbs)
+	if err != nil {
+		return 0, err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.EffectiveTimeout(cc))
+	defer cancel()
+	obs, _, err := newChecks(cfg, cc).Collect(cctx, src, kpi.RunInfo{Collector: cc.Name, At: time.Now(), Location: cfg.Location, Provenance: &kpi.Provenance{}}, nil)
+	return len(obs), err
 }
 
 func pingSource(ctx context.Context, sc *config.SourceConfig) error {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
@@ -149,5 +151,46 @@ func stopRun(t *testing.T, done <-chan int) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("still running 30s after SIGTERM")
+	}
+}
+
+// check --connect leaves the store as it found it, and runs every
+// collector without storing, so a broken query is found before the daemon
+// starts.
+func TestCheckConnectChangesNothingAndDryRunsEveryCollector(t *testing.T) {
+	storeDSN := pgtest.NewDatabase(t)
+	t.Setenv("CAREWATCH_DATABASE_URL", storeDSN)
+	t.Setenv("CAREWATCH_DEMO_SOURCE_URL", pgtest.NewDatabase(t))
+	tables := func() int {
+		db := sqlx.MustOpen("postgres", storeDSN)
+		defer db.Close()
+		return count(t, db, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`)
+	}
+
+	good := oneCollectorConfig(t, "open_cases", "@every 1h", "SELECT 'north' AS team, 1 AS open")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--connect", "--config.file", good}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check --connect: exit %d: %s", code, stderr.String())
+	}
+	if n := tables(); n != 0 {
+		t.Errorf("check --connect made %d tables in an empty store", n)
+	}
+	for _, want := range []string{"store: reachable; carewatch run or migrate will apply", `collector "open_cases": dry run: 1 observations`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout does not say %q:\n%s", want, stdout.String())
+		}
+	}
+
+	bad := oneCollectorConfig(t, "open_cases", "@every 1h", "SELECT 'north' AS team, 1 AS opened")
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"check", "--connect", "--config.file", bad}, &stdout, &stderr); code != 1 {
+		t.Errorf("check --connect with a missing column: exit %d", code)
+	}
+	if !strings.Contains(stderr.String(), `collector "open_cases": dry run:`) || !strings.Contains(stderr.String(), `no column "open"`) {
+		t.Errorf("stderr does not name the collector and the missing column:\n%s", stderr.String())
+	}
+	if n := tables(); n != 0 {
+		t.Errorf("check --connect made %d tables in an empty store", n)
 	}
 }

@@ -491,6 +491,19 @@ func loadConfig(file string) (*config.Config, error) {
 
 // openStore connects to the configured store and applies its migrations.
 func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
+	st, err := connectStore(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrating the store: %w", err)
+	}
+	return st, nil
+}
+
+// connectStore connects to the configured store and changes nothing in it.
+func connectStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.Store, error) {
 	dsn, err := cfg.Store.DSN()
 	if err != nil {
 		return nil, err
@@ -503,10 +516,6 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("migrating the store: %w", err)
 	}
 	return st, nil
 }
