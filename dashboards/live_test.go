@@ -24,9 +24,9 @@ import (
 // history panels have more than one period to draw.
 const demoDays = 3
 
-// liveRange is the time range the live test shows the Prometheus panels:
-// the minutes the test has been scraping.
-const liveRange = 5 * time.Minute
+// points is how many points a range query of a panel asks for, as a
+// panel of about Grafana's width would.
+const points = 500
 
 // TestEveryPanelShowsDataForTheDemoCouncil runs the whole chain on the
 // demo council (the carewatch binary collecting from the demo source into
@@ -106,14 +106,18 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 	for _, d := range loadDashboards(t) {
 		t.Run(d.file, func(t *testing.T) {
 			values := resolveVariables(t, prom, d)
-			values["__range"] = []string{model.Duration(liveRange).String()}
-			values["__range_s"] = []string{strconv.Itoa(int(liveRange.Seconds()))}
-			values["__rate_interval"] = []string{"15s"}
-			values["__interval"] = []string{"5s"}
 			from, err := relativeTime(d.Time.From, now)
 			if err != nil {
 				t.Fatalf("time.from: %v", err)
 			}
+			// Every panel is queried over the dashboard's own time range, at
+			// Grafana's step for it; the last step is now.
+			step := max(time.Second, (now.Sub(from) / points).Round(time.Second))
+			from = now.Add(-points * step)
+			values["__range"] = []string{model.Duration(now.Sub(from)).String()}
+			values["__range_s"] = []string{strconv.Itoa(int(now.Sub(from).Seconds()))}
+			values["__interval"] = []string{model.Duration(step).String()}
+			values["__rate_interval"] = []string{model.Duration(max(4*time.Second, step+time.Second)).String()}
 			for _, q := range queries([]*dashboard{d}) {
 				for _, vals := range repeats(q, values) {
 					name := q.String()
@@ -126,7 +130,7 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 						var rows int
 						switch q.dsType {
 						case prometheusType:
-							rows = promRows(t, prom, q, vals, now)
+							rows = promRows(t, prom, q, vals, from, now, step)
 						case postgresType:
 							rows = sqlRows(ctx, t, st.reader, q, vals, from, now)
 						default:
@@ -217,9 +221,9 @@ func repeats(q query, values map[string][]string) []map[string][]string {
 }
 
 // promRows sends a Prometheus query as Grafana's panel would (an instant
-// query, or a range query over liveRange) and returns how many series came
+// query, or a range query over [from, now] at step) and returns how many series came
 // back.
-func promRows(t *testing.T, prom *e2e.Prometheus, q query, values map[string][]string, now time.Time) int {
+func promRows(t *testing.T, prom *e2e.Prometheus, q query, values map[string][]string, from, now time.Time, step time.Duration) int {
 	t.Helper()
 	expr, err := interpolate(q.target.Expr, "promql", values)
 	if err != nil {
@@ -239,7 +243,7 @@ func promRows(t *testing.T, prom *e2e.Prometheus, q query, values map[string][]s
 			t.Fatalf("%s: result %s", expr, v.Type())
 		}
 	}
-	m, err := prom.QueryRange(context.Background(), expr, now.Add(-liveRange), now, 5*time.Second)
+	m, err := prom.QueryRange(context.Background(), expr, from, now, step)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, expr)
 	}

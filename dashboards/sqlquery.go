@@ -1,7 +1,10 @@
 package dashboards
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
@@ -73,4 +76,24 @@ func (b *SQLQueryBuilder) Build() (variants.Dataquery, error) {
 		return nil, err
 	}
 	return b.q, nil
+}
+
+// SQLQueryVariant tells the SDK's runtime how to read an SQLQuery back from
+// a dashboard's JSON (strictly: no field it does not know), so that the
+// SDK's own checks can read carewatch's dashboards whole.
+func SQLQueryVariant() variants.DataqueryConfig {
+	read := func(strict bool) func([]byte) (variants.Dataquery, error) {
+		return func(raw []byte) (variants.Dataquery, error) {
+			var q SQLQuery
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			if strict {
+				dec.DisallowUnknownFields()
+			}
+			if err := dec.Decode(&q); err != nil {
+				return nil, fmt.Errorf("a PostgreSQL query: %w", err)
+			}
+			return q, nil
+		}
+	}
+	return variants.DataqueryConfig{Identifier: PostgresType, DataqueryUnmarshaler: read(false), StrictDataqueryUnmarshaler: read(true)}
 }
