@@ -380,6 +380,9 @@ func seriesComment(k *kpi.KPI, labels []string, cs []kpi.Comment) string {
 // seriesNames names each series by the values of the labels that tell
 // them apart; a lone series, by the labels the item does not fix.
 func seriesNames(k *kpi.KPI, hs []kpi.SeriesHistory, match map[string]string) []string {
+	if len(hs) == 0 {
+		return nil
+	}
 	var free []int
 	for i, l := range k.Labels {
 		if _, fixed := match[l]; !fixed {

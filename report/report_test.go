@@ -227,3 +227,16 @@ func TestPackJudgesEachPeriodByTheTargetInForceThen(t *testing.T) {
 		t.Errorf("the sparkline's thresholds do not step where the target moved: %s", row.Sparkline)
 	}
 }
+
+func TestPackOfAnEmptyStoreSaysSo(t *testing.T) {
+	cl := caseload()
+	spec := report.Spec{Sections: []report.Section{{Title: "Workforce", Items: []report.Item{{KPI: cl.Name}, {KPI: cl.Name, Match: map[string]string{"team": "all"}}}}}}
+	p := report.Assemble(kpi.Catalogue{cl.Name: cl}, spec, &report.Fetch{Month: time.Date(2026, 11, 1, 0, 0, 0, 0, london)}, report.Options{Location: london})
+	var buf bytes.Buffer
+	if err := p.Render(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "No values stored yet."); n != 2 {
+		t.Errorf("%d KPIs say they have no values yet, want 2", n)
+	}
+}

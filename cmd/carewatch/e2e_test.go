@@ -86,19 +86,26 @@ type instance struct {
 
 func startDaemon(t *testing.T, configFile string) *instance {
 	t.Helper()
+	return startDaemonWeb(t, configFile, "")
+}
+
+// startDaemonWeb starts a daemon whose HTTP surface follows webConfig, an
+// exporter-toolkit web configuration file ("" for none).
+func startDaemonWeb(t *testing.T, configFile, webConfig string) *instance {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	noSocket, noWebConfig := false, ""
+	noSocket := false
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *daemon, 1)
 	in := &instance{url: "http://" + l.Addr().String(), logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		in.done <- runDaemon(ctx, daemonOptions{
 			ConfigFile:      configFile,
-			Web:             &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &noSocket, WebConfigFile: &noWebConfig},
+			Web:             &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &noSocket, WebConfigFile: &webConfig},
 			Listener:        l,
 			EnableLifecycle: true,
 			ShutdownTimeout: 20 * time.Second,

@@ -31,6 +31,11 @@ func main() {
 
 // run parses the command line and runs one command; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWithInput(args, os.Stdin, stdout, stderr)
+}
+
+// runWithInput is run with the standard input commands read (comment -).
+func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := kingpin.New("carewatch", "Collects social care KPIs on a schedule, keeps their history in PostgreSQL and serves them as Prometheus metrics.")
 	app.Version(version.Print("carewatch"))
 	app.HelpFlag.Short('h')
@@ -75,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	commentCmd := app.Command("comment", "Store an officer's commentary on a KPI for a month; the KPI pack shows it.")
 	commentKPI := commentCmd.Arg("kpi", "The KPI the commentary is about.").Required().String()
-	commentText := commentCmd.Arg("text", "The commentary; - reads it from standard input.").Required().String()
+	commentText := commentCmd.Arg("text", "The commentary; left out (or -), it is read from standard input.").String()
 	commentLabels := commentCmd.Flag("series", "Narrow the commentary to the series with this label value, e.g. --series team=north (repeatable).").PlaceHolder("LABEL=VALUE").Strings()
 	commentPeriod := commentCmd.Flag("period", "The month the commentary is for, as YYYY-MM; by default the current month.").PlaceHolder("2026-11").String()
 
@@ -132,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case reportCmd.FullCommand():
 		err = runReport(ctx, *configFile, *reportPeriod, *reportOut, stdout, logger)
 	case commentCmd.FullCommand():
-		err = runComment(ctx, *configFile, commentOptions{KPI: *commentKPI, Labels: *commentLabels, Period: *commentPeriod, Text: *commentText}, os.Stdin, stdout, logger)
+		err = runComment(ctx, *configFile, commentOptions{KPI: *commentKPI, Labels: *commentLabels, Period: *commentPeriod, Text: *commentText}, stdin, stdout, logger)
 	case demoCmd.FullCommand():
 		if !app.GetFlag("config.file").HasEnvarValue() && !flagGiven(args, "config.file") {
 			*configFile = demoConfigFile

@@ -151,8 +151,8 @@ type commentOptions struct {
 	Text   string
 }
 
-// runComment stores an officer's commentary on a KPI for a month; the text
-// "-" is read from standard input.
+// runComment stores an officer's commentary on a KPI for a month; without
+// a text (or with "-"), it is read from standard input.
 func runComment(ctx context.Context, file string, o commentOptions, stdin io.Reader, out io.Writer, logger *slog.Logger) error {
 	cfg, err := loadConfig(file)
 	if err != nil {
@@ -203,7 +203,8 @@ func newComment(cfg *config.Config, o commentOptions, stdin io.Reader) (kpi.Comm
 		month = m
 	}
 	text := o.Text
-	if text == "-" {
+	// kingpin hands a lone "-" over as an empty argument.
+	if text == "-" || text == "" {
 		b, err := io.ReadAll(bufio.NewReader(io.LimitReader(stdin, 64<<10)))
 		if err != nil {
 			return kpi.Comment{}, fmt.Errorf("reading the commentary: %w", err)
