@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,8 @@ func queryTables(ctx context.Context, tables []*table, query string) (result *ta
 		"PRAGMA main.max_page_count = " + strconv.Itoa(queryPageLimit),
 		"PRAGMA temp_store = MEMORY",
 		"PRAGMA temp.max_page_count = " + strconv.Itoa(queryPageLimit),
+		// Sorting (GROUP BY, ORDER BY, DISTINCT) may use a second core.
+		"PRAGMA threads = 2",
 	} {
 		if _, err := conn.ExecContext(ctx, pragma); err != nil {
 			return nil, fmt.Errorf("query engine: %s: %w", pragma, err)
@@ -96,7 +99,7 @@ func queryTables(ctx context.Context, tables []*table, query string) (result *ta
 			byName[t.name] = t
 			order = append(order, t)
 		}
-		if err := loadTable(ctx, conn, t, byName[t.name] != t); err != nil {
+		if err := loadTable(ctx, conn, t, byName[t.name] != t, query); err != nil {
 			return nil, err
 		}
 	}
@@ -195,23 +198,27 @@ func quoteIdent(s string) string {
 }
 
 // loadTable creates t's table (unless appending to one of the same name)
-// and inserts its rows, converted by sqlCell.
-func loadTable(ctx context.Context, conn *sql.Conn, t *table, appending bool) error {
-	cols := sqlColumns(t)
-	if len(cols) == 0 {
+// and inserts its rows, converted by sqlCell. Only the columns that query
+// may name go in: a file's other columns cost nothing.
+func loadTable(ctx context.Context, conn *sql.Conn, t *table, appending bool, query string) error {
+	named := sqlColumns(t)
+	if len(named) == 0 {
 		return fmt.Errorf("%s has no named column for table %s", t.where, t.name)
 	}
 	seen := map[string]bool{}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		name := t.columns[c]
-		if seen[strings.ToLower(name)] {
-			return fmt.Errorf("%s: column %q appears twice in the header, so table %s cannot tell them apart", t.where, name, t.name)
+	for _, c := range named {
+		name := strings.ToLower(t.columns[c])
+		if seen[name] {
+			return fmt.Errorf("%s: column %q appears twice in the header, so table %s cannot tell them apart", t.where, t.columns[c], t.name)
 		}
-		seen[strings.ToLower(name)] = true
-		quoted[i] = quoteIdent(name)
+		seen[name] = true
 	}
+	cols := usedColumns(query, t, named)
 	if !appending {
+		quoted := make([]string, len(cols))
+		for i, c := range cols {
+			quoted[i] = quoteIdent(t.columns[c])
+		}
 		// The columns have no declared type, so each value keeps the type
 		// sqlCell gave it.
 		create := "CREATE TABLE " + quoteIdent(t.name) + " (" + strings.Join(quoted, ", ") + ")"
@@ -224,24 +231,44 @@ func loadTable(ctx context.Context, conn *sql.Conn, t *table, appending bool) er
 		return fmt.Errorf("query engine: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	insert := "INSERT INTO " + quoteIdent(t.name) + " VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-	stmt, err := tx.PrepareContext(ctx, insert)
+	// Rows go in by batches, each batch one INSERT of many rows: a statement
+	// per row costs more in the driver than SQLite spends storing the row.
+	batch := max(1, min(insertBatch, maxInsertArgs/len(cols)))
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	prepare := func(rows int) (*sql.Stmt, error) {
+		insert := "INSERT INTO " + quoteIdent(t.name) + " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+		return tx.PrepareContext(ctx, insert)
+	}
+	full, err := prepare(batch)
 	if err != nil {
 		return fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
 	}
-	defer func() { _ = stmt.Close() }()
-	args := make([]any, len(cols))
-	for n, r := range t.rows {
-		if n%checkEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	defer func() { _ = full.Close() }()
+	// The rows are inserted under a context that is never cancelled: the
+	// driver watches a cancellable one with a goroutine per statement. The
+	// loop looks at ctx itself instead.
+	quiet := context.WithoutCancel(ctx)
+	args := make([]any, 0, batch*len(cols))
+	for start := 0; start < len(t.rows); start += batch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rows := t.rows[start:min(start+batch, len(t.rows))]
+		args = args[:0]
+		for _, r := range rows {
+			for _, c := range cols {
+				args = append(args, sqlCell(r.values[c]))
 			}
 		}
-		for i, c := range cols {
-			args[i] = sqlCell(r.values[c])
+		stmt := full
+		if len(rows) < batch {
+			if stmt, err = prepare(len(rows)); err != nil {
+				return fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
+			}
+			defer func() { _ = stmt.Close() }()
 		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("%s, %s: table %s: %w", t.where, r.ref, t.name, err)
+		if _, err := stmt.ExecContext(quiet, args...); err != nil {
+			return fmt.Errorf("%s, rows %s to %s: table %s: %w", t.where, rows[0].ref, rows[len(rows)-1].ref, t.name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -249,6 +276,40 @@ func loadTable(ctx context.Context, conn *sql.Conn, t *table, appending bool) er
 	}
 	return nil
 }
+
+// insertBatch rows go in one INSERT, within maxInsertArgs values (SQLite
+// allows 32,766 parameters to a statement).
+const (
+	insertBatch   = 500
+	maxInsertArgs = 30000
+)
+
+// usedColumns returns those of t's columns cols that query may read: whose
+// name appears in the query's text at all, ignoring case (a column's name
+// must be written to be read), or all of them when the query holds a * that
+// selects every column (SELECT *, t.*) or a NATURAL JOIN. A table keeps at
+// least one column.
+func usedColumns(query string, t *table, cols []int) []int {
+	lower := strings.ToLower(query)
+	if selectsAll.MatchString(lower) {
+		return cols
+	}
+	var used []int
+	for _, c := range cols {
+		if strings.Contains(lower, strings.ToLower(t.columns[c])) {
+			used = append(used, c)
+		}
+	}
+	if len(used) == 0 {
+		used = cols[:1]
+	}
+	return used
+}
+
+// selectsAll matches a * that stands for every column (after SELECT,
+// DISTINCT, a comma or a table name's dot, not a multiplication or
+// COUNT(*)), and a NATURAL JOIN, which joins on columns it does not name.
+var selectsAll = regexp.MustCompile(`(select|distinct|all|,|\.)\s*\*|natural\s+(left\s+|inner\s+|cross\s+)?(outer\s+)?join`)
 
 // queryError gives an error of the query its context: the deadline when that
 // is what ended it, and the tables and their columns when the query names
@@ -372,17 +433,44 @@ func numberText(t string) (float64, bool) {
 }
 
 // textDate reads a date written as text in one of the forms a period cell
-// may take (2025-03-31, 31/03/2025), as ISO 8601 text.
+// may take (2025-03-31, 31/03/2025), as ISO 8601 text. It is on the path of
+// every cell of a file a query reads, hence written out by hand.
 func textDate(t string) (string, bool) {
 	if len(t) != 10 {
 		return "", false
 	}
-	for _, layout := range periodLayouts {
-		if d, err := time.Parse(layout, t); err == nil {
-			return d.Format("2006-01-02"), true
-		}
+	var y, m, d string
+	iso := t[4] == '-' && t[7] == '-'
+	switch {
+	case iso:
+		y, m, d = t[0:4], t[5:7], t[8:10]
+	case t[2] == '/' && t[5] == '/':
+		d, m, y = t[0:2], t[3:5], t[6:10]
+	default:
+		return "", false
 	}
-	return "", false
+	yy, ok1 := digits(y)
+	mm, ok2 := digits(m)
+	dd, ok3 := digits(d)
+	if !ok1 || !ok2 || !ok3 || mm < 1 || mm > 12 || dd < 1 || dd > time.Date(yy, time.Month(mm)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return "", false
+	}
+	if iso {
+		return t, true
+	}
+	return y + "-" + m + "-" + d, true
+}
+
+// digits reads a string of ASCII digits.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
 }
 
 // oneStatement refuses SQL holding more than one statement: the engine would

@@ -394,3 +394,25 @@ func TestAFileRunRecordsTheFileItReadAndItsSHA256(t *testing.T) {
 		t.Errorf("reads %v\nwant %v", got, want)
 	}
 }
+
+// Columns a query does not name are not converted, but a query that selects
+// every column, or joins on columns it does not name, sees them all.
+func TestQuerySeesEveryColumnItCanReach(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "return/cases.csv", []byte("case_ref,team_code,vacant\n1,N,2\n2,S,3\n"))
+	writeFile(t, dir, "return/teams.csv", []byte("team_code,team\nN,north\nS,south\n"))
+	for _, q := range []string{
+		`SELECT * FROM cases NATURAL JOIN teams`,
+		`SELECT t.*, c.vacant FROM cases AS c JOIN teams AS t USING (team_code)`,
+		`SELECT team, vacant FROM (SELECT * FROM cases) JOIN teams USING (team_code)`,
+	} {
+		src, cfg := newFileSource(t, dir, fileCase{file: "{glob: \"return/*.csv\", select: all}", extra: query(q)})
+		obs, err := collectFile(t, src, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if got := fmt.Sprint(values(obs)); got != fmt.Sprint(map[string]kpi.Value{"vacancy_ratio/north": kpi.Known(2), "vacancy_ratio/south": kpi.Known(3)}) {
+			t.Errorf("%s: got %s", q, got)
+		}
+	}
+}
