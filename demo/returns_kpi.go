@@ -265,43 +265,45 @@ func longTerm(serviceType string) bool {
 	return serviceType == LongTermNursing || serviceType == LongTermResidential || serviceType == LongTermCommunity
 }
 
-// ASCOF2ERatio is ASCOF 2E over the latest CLD submission: of the service
-// users with a long-term service (nursing, residential or community) active
-// at any time in the period and alive at its start, the share whose latest
-// known accommodation status (from their event with the latest start, among
-// those whose status is not Unknown; the greatest status on a tie) is in
-// the settled group.
+// ASCOF2ERatio is ASCOF 2E over the latest CLD submission, as NHS
+// England's replication of it reads CLD: of the service users with a
+// long-term service (nursing, residential or community) active at any time
+// in the period and alive at its start, the share living in settled
+// accommodation. A person's status is the one on their long-term service
+// with the latest start; among several starting that day a known status
+// wins over Unknown, and known statuses that disagree make it Unknown.
 func ASCOF2ERatio(rows []CLDEvent) kpi.Value {
-	sub := LatestCLDSubmission(rows)
-	cohort := map[string]bool{}
-	type known struct {
-		start  time.Time
-		status string
+	type latest struct {
+		start time.Time
+		known map[string]bool
 	}
-	latest := map[string]known{}
-	for _, r := range sub {
-		if r.ClientType != cldServiceUser {
+	people := map[string]*latest{}
+	for _, r := range LatestCLDSubmission(rows) {
+		if r.ClientType != cldServiceUser || r.EventType != "Service" || !longTerm(r.ServiceType) ||
+			r.Start.After(r.PeriodEnd) || (!r.End.IsZero() && r.End.Before(r.PeriodStart)) ||
+			(!r.Died.IsZero() && r.Died.Before(r.PeriodStart)) {
 			continue
 		}
-		if r.EventType == "Service" && longTerm(r.ServiceType) && !r.Start.After(r.PeriodEnd) &&
-			(r.End.IsZero() || !r.End.Before(r.PeriodStart)) && (r.Died.IsZero() || !r.Died.Before(r.PeriodStart)) {
-			cohort[r.Person] = true
+		l, ok := people[r.Person]
+		if !ok || r.Start.After(l.start) {
+			l = &latest{start: r.Start, known: map[string]bool{}}
+			people[r.Person] = l
 		}
-		if r.Accommodation == "" || r.Accommodation == "Unknown" {
-			continue
-		}
-		k, ok := latest[r.Person]
-		if !ok || r.Start.After(k.start) || (r.Start.Equal(k.start) && r.Accommodation > k.status) {
-			latest[r.Person] = known{r.Start, r.Accommodation}
+		if r.Start.Equal(l.start) && r.Accommodation != "" && r.Accommodation != "Unknown" {
+			l.known[r.Accommodation] = true
 		}
 	}
 	n := 0
-	for p := range cohort {
-		if k, ok := latest[p]; ok && IsSettled(k.status) {
-			n++
+	for _, l := range people {
+		if len(l.known) == 1 {
+			for status := range l.known {
+				if IsSettled(status) {
+					n++
+				}
+			}
 		}
 	}
-	return ratio(float64(n), float64(len(cohort)))
+	return ratio(float64(n), float64(len(people)))
 }
 
 // ASCOF3DRatios is ASCOF 3D over the latest CLD submission, part 1a (self-

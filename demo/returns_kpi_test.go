@@ -251,14 +251,24 @@ func TestCLDMeasuresReadOnlyTheLatestSubmission(t *testing.T) {
 	// P5's latest known status is the nursing home.
 	wantValue(t, "2E", demo.ASCOF2ERatio(rows), 4.0/5)
 
-	t.Run("2E takes the latest known status", func(t *testing.T) {
-		rows := []demo.CLDEvent{
-			cld("Q1", "Service", "2025-01-01", "", func(e *demo.CLDEvent) { e.ServiceType = demo.LongTermCommunity }),
-			cld("Q1", "Review", "2026-05-01", "2026-05-01", func(e *demo.CLDEvent) { e.Accommodation = "Unknown" }),
-			cld("Q2", "Service", "2025-01-01", "", func(e *demo.CLDEvent) { e.ServiceType, e.Accommodation = demo.LongTermCommunity, "Unknown" }),
-			cld("Q3", "Request", "2026-05-01", "2026-05-01", nil), // not in long-term support
+	t.Run("2E takes the status on the latest long-term service", func(t *testing.T) {
+		ltc := func(status string) func(*demo.CLDEvent) {
+			return func(e *demo.CLDEvent) { e.ServiceType, e.Accommodation = demo.LongTermCommunity, status }
 		}
-		wantValue(t, "2E", demo.ASCOF2ERatio(rows), 1.0/2)
+		rows := []demo.CLDEvent{
+			// Other events do not count: Q1 is a tenant.
+			cld("Q1", "Service", "2025-01-01", "", ltc("Tenant")),
+			cld("Q1", "Review", "2026-05-01", "2026-05-01", func(e *demo.CLDEvent) { e.Accommodation = "Unknown" }),
+			cld("Q2", "Service", "2025-01-01", "", ltc("Unknown")),
+			cld("Q3", "Request", "2026-05-01", "2026-05-01", nil), // not in long-term support
+			// Known beats Unknown on the same day; known statuses that
+			// disagree are Unknown.
+			cld("Q4", "Service", "2026-02-01", "", ltc("Unknown")),
+			cld("Q4", "Service", "2026-02-01", "", ltc("Shared Lives scheme")),
+			cld("Q5", "Service", "2026-02-01", "", ltc("Tenant")),
+			cld("Q5", "Service", "2026-02-01", "", ltc("Rough sleeper / squatting")),
+		}
+		wantValue(t, "2E", demo.ASCOF2ERatio(rows), 2.0/4)
 	})
 
 	t.Run("2B and 2C count first admissions by age", func(t *testing.T) {
