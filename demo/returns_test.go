@@ -147,6 +147,25 @@ func TestReturnsAreWellFormedAndSynthetic(t *testing.T) {
 		if len(r.Referrals) != referrals || len(r.Assessments) != referrals {
 			t.Errorf("Annex A has %d referrals and %d assessments; the database %d referrals in its six months", len(r.Referrals), len(r.Assessments), referrals)
 		}
+		// Annex A's assessments are the database's: the same share within
+		// 45 working days, counted from the database's own rows.
+		var done []struct {
+			Referral  time.Time `db:"referral_date"`
+			Completed time.Time `db:"completed_date"`
+		}
+		if err := db.Select(&done, `SELECT referral_date, completed_date FROM cms.child_assessment
+			WHERE referral_date BETWEEN $1 AND $2 AND completed_date <= $2`, from, r.AsAt); err != nil {
+			t.Fatal(err)
+		}
+		within := 0
+		for _, a := range done {
+			if demo.WorkingDays(a.Referral, a.Completed) <= 45 {
+				within++
+			}
+		}
+		if got := demo.AssessmentsWithin45WDRatio(r.Assessments); len(done) == 0 || got.V != float64(within)/float64(len(done)) {
+			t.Errorf("Annex A's assessments within 45 working days %v; the database's %d of %d", got, within, len(done))
+		}
 		if err := db.Get(&cla, `SELECT count(*) FROM cms.child_case, cms.reporting_date
 			WHERE case_type = 'cla' AND opened <= today AND (closed IS NULL OR closed > today)`); err != nil {
 			t.Fatal(err)
