@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod \
       -ldflags "-s -w \
         -X github.com/prometheus/common/version.Version=${VERSION} \
         -X github.com/prometheus/common/version.Revision=${REVISION}" \
-      -o /out/ ./cmd/carewatch ./cmd/carewatch-teams
+      -o /out/ ./cmd/carewatch ./cmd/carewatch-demo ./cmd/carewatch-teams
 
 # --- base: Alpine rather than an empty image, so that health checks have a
 # shell and wget, and HTTPS sources (and Teams) have CA certificates.
@@ -57,8 +57,11 @@ ENV TZ=Europe/London
 # --- carewatch (the default target, so it comes last).
 FROM base AS carewatch
 COPY --from=build /out/carewatch /usr/local/bin/carewatch
+# carewatch-demo runs the carewatch beside it on the demo council (the
+# Compose stack's entrypoint).
+COPY --from=build /out/carewatch-demo /usr/local/bin/carewatch-demo
 COPY examples/ /usr/share/carewatch/examples/
-# The demo reads examples/demo/carewatch.yml relative to here.
+# carewatch-demo reads examples/demo/carewatch.yml relative to here.
 WORKDIR /usr/share/carewatch
 USER 10001:10001
 EXPOSE 9839

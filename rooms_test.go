@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/build"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,8 +37,8 @@ var rooms = map[string]room{
 		"gopkg.in/yaml.v3", "github.com/robfig/cron/v3", "github.com/prometheus/common/config", "github.com/prometheus/common/model",
 	}},
 	// Sources: drivers, parsers and the embedded engine are theirs to choose.
-	"collector": {rooms: []string{"kpi", "config"}, external: []string{"*"}},
-	"store":     {rooms: []string{"kpi"}, external: []string{"github.com/jmoiron/sqlx", "github.com/lib/pq"}},
+	"collector": {rooms: []string{"kpi", "config", "internal/pgbound"}, external: []string{"*"}},
+	"store":     {rooms: []string{"kpi", "internal/pgbound"}, external: []string{"github.com/jmoiron/sqlx", "github.com/lib/pq"}},
 	"exporter": {rooms: []string{"kpi"}, external: []string{
 		"github.com/prometheus/client_golang", "github.com/prometheus/client_model", "github.com/prometheus/common",
 		"github.com/prometheus/exporter-toolkit",
@@ -49,12 +50,19 @@ var rooms = map[string]room{
 	// demo and the tests start.
 	// It writes its council in the formats councils' systems export.
 	"demo": {rooms: []string{"kpi"}, external: []string{"*"},
-		testsMay: []string{"config", "gopkg.in/yaml.v3"}},
+		testsMay: []string{"config", "collector", "gopkg.in/yaml.v3"}},
 	"pglocal": {rooms: []string{"internal"}, external: []string{"github.com/lib/pq"}},
+	// The local MariaDB the MySQL/MariaDB source tests start.
+	"mariadblocal": {rooms: []string{"internal"}, external: []string{"github.com/go-sql-driver/mysql"}},
 	// Shared helpers below every room.
 	"internal": {},
+	// The command-line conventions the binaries share.
+	"internal/cli": {external: []string{"github.com/alecthomas/kingpin/v2", "github.com/prometheus/exporter-toolkit"}},
+	// lib/pq connections whose every wait is bounded, for the store and
+	// the PostgreSQL sources.
+	"internal/pgbound": {external: []string{"github.com/lib/pq", "golang.org/x/sys"}},
 	// The end-to-end harness: starts the real programs.
-	"e2e": {rooms: []string{"internal"}, external: []string{"*"}},
+	"e2e": {rooms: []string{"internal", "demo"}, external: []string{"*"}},
 	// Binaries: the only places that see every room.
 	"cmd": {rooms: []string{"*"}, external: []string{"*"}},
 	// Data, with tests that check it against the rest.
@@ -73,8 +81,8 @@ var rooms = map[string]room{
 }
 
 // testSupport are the rooms any test may use besides its own room's
-// imports: the local PostgreSQL, the end-to-end harness, the demo's data.
-var testSupport = []string{"pglocal", "e2e", "demo", "internal"}
+// imports: the local servers, the end-to-end harness, the demo's data.
+var testSupport = []string{"pglocal", "mariadblocal", "e2e", "demo", "internal"}
 
 func TestRoomsImportOnlyWhatTheDesignAllows(t *testing.T) {
 	found := 0
@@ -206,6 +214,25 @@ func TestTheRoomRulesCanFail(t *testing.T) {
 	} {
 		if rooms[c.from].refuses(c.from, c.imp) == "" {
 			t.Errorf("%s may import %s; the design forbids it", c.from, c.imp)
+		}
+	}
+}
+
+// The daemon is a daemon: the demo generator, the local PostgreSQL and the
+// package installer live in carewatch-demo, never in what runs in
+// production.
+func TestTheDaemonLinksNeitherTheDemoNorAnInstaller(t *testing.T) {
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "./cmd/carewatch").Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/carewatch: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"/store") {
+		t.Fatalf("go list -deps ./cmd/carewatch does not list the store: %q", deps)
+	}
+	for _, banned := range []string{"demo", "pglocal", "internal/debian"} {
+		if slices.Contains(deps, module+"/"+banned) {
+			t.Errorf("carewatch links %s", banned)
 		}
 	}
 }

@@ -41,6 +41,14 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
+// The environment variables the demo configuration
+// (examples/demo/carewatch.yml) reads its connection strings from: the
+// store's and the demo council's reporting database's.
+const (
+	StoreDSNEnv  = "CAREWATCH_DATABASE_URL"
+	SourceDSNEnv = "CAREWATCH_DEMO_SOURCE_URL"
+)
+
 // Options say which council to build.
 type Options struct {
 	// Seed picks the council: the same seed and Today give the same data.

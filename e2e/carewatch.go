@@ -15,12 +15,14 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/carewatch/carewatch/demo"
 )
 
 // Environment variables the demo configuration reads its DSNs from.
 const (
-	StoreDSNEnv  = "CAREWATCH_DATABASE_URL"
-	SourceDSNEnv = "CAREWATCH_DEMO_SOURCE_URL"
+	StoreDSNEnv  = demo.StoreDSNEnv
+	SourceDSNEnv = demo.SourceDSNEnv
 )
 
 // CarewatchOptions say how to run carewatch.

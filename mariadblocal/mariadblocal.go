@@ -42,9 +42,6 @@ type Options struct {
 	DataDir string
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
-	// Install installs Debian's mariadb-server package when the binaries
-	// are missing (root on a Debian machine only).
-	Install bool
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -77,7 +74,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mariadblocal: data dir %q: %w", o.DataDir, err)
 	}
-	mariadbd, installDB, err := findBinaries(ctx, logger, o.Install)
+	mariadbd, installDB, err := findBinaries()
 	if err != nil {
 		return nil, fmt.Errorf("mariadblocal: %w", err)
 	}
@@ -127,22 +124,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 }
 
 // findBinaries returns the paths of mariadbd and mariadb-install-db, which
-// Debian keeps in /usr/sbin and /usr/bin.
-func findBinaries(ctx context.Context, logger *slog.Logger, install bool) (mariadbd, installDB string, err error) {
+// Debian keeps in /usr/sbin and /usr/bin. It installs nothing (.ci/run
+// does); a missing one is an error that says how to install it.
+func findBinaries() (mariadbd, installDB string, err error) {
 	find := func(name string) (string, error) {
-		if install {
-			return debian.Ensure(ctx, logger, name, "mariadb-server", "/usr/sbin")
-		}
-		for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
-			if p := filepath.Join(dir, name); isExecutable(p) {
-				return p, nil
-			}
-		}
-		p, err := exec.LookPath(name)
-		if err != nil {
-			return "", fmt.Errorf("no %s: install MariaDB (Debian: apt-get install mariadb-server)", name)
-		}
-		return p, nil
+		return debian.Find(name, "mariadb-server", "/usr/sbin", "/usr/bin")
 	}
 	if mariadbd, err = find("mariadbd"); err != nil {
 		return "", "", err
@@ -151,11 +137,6 @@ func findBinaries(ctx context.Context, logger *slog.Logger, install bool) (maria
 		return "", "", err
 	}
 	return mariadbd, installDB, nil
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 func (s *Server) socket() string { return filepath.Join(s.dataDir, "mysqld.sock") }

@@ -22,7 +22,7 @@ func TestDataSurvivesStopAndRestartOnTheSameDataDir(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil { // the server may run as mysql
 		t.Fatal(err)
 	}
-	opts := mariadblocal.Options{DataDir: filepath.Join(dir, "data"), Install: true}
+	opts := mariadblocal.Options{DataDir: filepath.Join(dir, "data")}
 	query := func(s *mariadblocal.Server, stmts ...string) (n int) {
 		t.Helper()
 		db, err := sql.Open("mysql", s.AdminDSN(""))

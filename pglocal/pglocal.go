@@ -26,8 +26,6 @@ import (
 	"time"
 
 	"github.com/lib/pq"
-
-	"github.com/carewatch/carewatch/internal/debian"
 )
 
 // Superuser is the role initdb creates; every DSN of a Server uses it.
@@ -53,9 +51,6 @@ type Options struct {
 	// Fast turns off fsync, synchronous_commit and full_page_writes: a
 	// crash may lose or corrupt data, which only tests can afford.
 	Fast bool
-	// Install installs Debian's postgresql package when no server
-	// binaries are found (root on a Debian machine only).
-	Install bool
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -95,7 +90,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pglocal: data dir %q: %w", o.DataDir, err)
 	}
-	bindir, err := findBinDir(ctx, logger, o.Install)
+	bindir, err := findBinDir()
 	if err != nil {
 		return nil, fmt.Errorf("pglocal: %w", err)
 	}
@@ -159,8 +154,12 @@ var (
 	errShmInUse  = errors.New("shared memory in use")
 )
 
+// ErrNoServer is the error Start returns, wrapped, when it finds no
+// PostgreSQL server binaries; installing them is the caller's business.
+var ErrNoServer = errors.New("no PostgreSQL server binaries (initdb, postgres) in $" + BinDirEnv + ", /usr/lib/postgresql/*/bin or PATH: install PostgreSQL (Debian: apt-get install postgresql)")
+
 // findBinDir returns the folder holding initdb and postgres.
-func findBinDir(ctx context.Context, logger *slog.Logger, install bool) (string, error) {
+func findBinDir() (string, error) {
 	if d := os.Getenv(BinDirEnv); d != "" {
 		if !hasServerBinaries(d) {
 			return "", fmt.Errorf("$%s=%s holds no initdb and postgres", BinDirEnv, d)
@@ -173,19 +172,7 @@ func findBinDir(ctx context.Context, logger *slog.Logger, install bool) (string,
 	if p, err := exec.LookPath("postgres"); err == nil && hasServerBinaries(filepath.Dir(p)) {
 		return filepath.Dir(p), nil
 	}
-	if !install {
-		return "", fmt.Errorf("no PostgreSQL server binaries (initdb, postgres) in $%s, /usr/lib/postgresql/*/bin or PATH: install PostgreSQL (Debian: apt-get install postgresql)", BinDirEnv)
-	}
-	if _, err := debian.Ensure(ctx, logger, "initdb", "postgresql", "/usr/lib/postgresql/*/bin"); err != nil {
-		return "", fmt.Errorf("no PostgreSQL server binaries: %w", err)
-	}
-	if d := debianBinDir(); d != "" {
-		return d, nil
-	}
-	if p, err := exec.LookPath("postgres"); err == nil && hasServerBinaries(filepath.Dir(p)) {
-		return filepath.Dir(p), nil
-	}
-	return "", errors.New("installed Debian package postgresql but found no server binaries")
+	return "", ErrNoServer
 }
 
 // debianBinDir returns the highest-versioned /usr/lib/postgresql/N/bin that

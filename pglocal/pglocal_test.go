@@ -181,7 +181,7 @@ func TestStartFailsClearly(t *testing.T) {
 
 	t.Run("when the binaries folder given holds no server", func(t *testing.T) {
 		t.Setenv(pglocal.BinDirEnv, tempDir(t))
-		_, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(tempDir(t), "data"), Install: true})
+		_, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(tempDir(t), "data")})
 		if err == nil || !strings.Contains(err.Error(), pglocal.BinDirEnv) {
 			t.Fatalf("error %v, want one naming $%s", err, pglocal.BinDirEnv)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
@@ -41,7 +42,7 @@ func dfeCopy(t *testing.T) (configFile, workforce string) {
 // recorded as failed with the check named, and the last good values stay.
 func TestADfEFileCutShortIsRefusedAndTheLastGoodValuesStay(t *testing.T) {
 	storeDSN := pgtest.NewDatabase(t)
-	t.Setenv(storeDSNEnv, storeDSN)
+	t.Setenv(demo.StoreDSNEnv, storeDSN)
 	store := sqlx.MustOpen("postgres", storeDSN)
 	t.Cleanup(func() { store.Close() })
 	configFile, workforce := dfeCopy(t)

@@ -30,7 +30,6 @@ func TestHelpAndVersionPrintAndExitZero(t *testing.T) {
 		{[]string{"run", "--help"}, "usage: carewatch run"},
 		{[]string{"check", "--help"}, "usage: carewatch check"},
 		{[]string{"collect", "--help"}, "usage: carewatch collect"},
-		{[]string{"demo", "--help"}, "usage: carewatch demo"},
 		{[]string{"help"}, "usage: carewatch"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -47,8 +47,8 @@ type council struct {
 func newCouncil(t *testing.T) *council {
 	t.Helper()
 	storeDSN, sourceDSN := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
-	t.Setenv(storeDSNEnv, storeDSN)
-	t.Setenv(sourceDSNEnv, sourceDSN)
+	t.Setenv(demo.StoreDSNEnv, storeDSN)
+	t.Setenv(demo.SourceDSNEnv, sourceDSN)
 	c := &council{source: sqlx.MustOpen("postgres", sourceDSN), store: sqlx.MustOpen("postgres", storeDSN)}
 	t.Cleanup(func() { c.source.Close(); c.store.Close() })
 	if err := demo.Setup(t.Context(), c.source, demo.Options{Seed: 7, Today: demoStart}); err != nil {
@@ -339,7 +339,7 @@ func mustLondon(t *testing.T) *time.Location {
 
 func promtoolCheckMetrics(t *testing.T, body []byte) {
 	t.Helper()
-	promtool, err := debian.Ensure(t.Context(), slog.New(slog.DiscardHandler), "promtool", "prometheus")
+	promtool, err := debian.Find("promtool", "prometheus")
 	if err != nil {
 		t.Fatalf("promtool: %v", err)
 	}
@@ -697,7 +697,7 @@ func TestCheckConnectNamesTheUnreachableSource(t *testing.T) {
 	if code := run([]string{"check", "--connect", "--config.file", demoConfig}, &stdout, &stderr); code != 0 {
 		t.Fatalf("check --connect on a reachable demo: exit %d: %s", code, stderr.String())
 	}
-	t.Setenv(sourceDSNEnv, "postgres://carewatch@127.0.0.1:1/none?sslmode=disable")
+	t.Setenv(demo.SourceDSNEnv, "postgres://carewatch@127.0.0.1:1/none?sslmode=disable")
 	stdout.Reset()
 	stderr.Reset()
 	if code := run([]string{"check", "--connect", "--config.file", demoConfig}, &stdout, &stderr); code != 1 {
@@ -710,7 +710,7 @@ func TestCheckConnectNamesTheUnreachableSource(t *testing.T) {
 
 // check --connect reaches a file source's folder as it reaches a database.
 func TestCheckConnectReachesFileSources(t *testing.T) {
-	t.Setenv(storeDSNEnv, pgtest.NewDatabase(t))
+	t.Setenv(demo.StoreDSNEnv, pgtest.NewDatabase(t))
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check", "--connect", "--config.file", "../../examples/dfe/benchmarking.yml"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("check --connect on the DfE example: exit %d: %s", code, stderr.String())
@@ -761,35 +761,6 @@ func TestReloadDuringARunWaitsOnlyForTheRun(t *testing.T) {
 	}
 	if err := <-ran; err != nil {
 		t.Errorf("the run in flight: %v", err)
-	}
-}
-
-func TestEnterableByOthersFindsAClosedAncestor(t *testing.T) {
-	// Not t.TempDir: its parent is 0700, which would decide every case.
-	base, err := os.MkdirTemp("", "carewatch-enterable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if !enterableByOthers(base) {
-		t.Skipf("%s's parents are not open to others on this machine", base)
-	}
-	closed := filepath.Join(base, "closed")
-	inner := filepath.Join(closed, "repo", ".carewatch")
-	if err := os.MkdirAll(inner, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if !enterableByOthers(filepath.Join(inner, "pg")) {
-		t.Errorf("%s is open all the way down but was judged not enterable", inner)
-	}
-	if err := os.Chmod(closed, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if enterableByOthers(filepath.Join(inner, "pg")) {
-		t.Errorf("%s is behind a 0700 folder but was judged enterable", inner)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
@@ -19,7 +20,7 @@ import (
 // run and the file (with its checksum) that produced it and to the run it
 // revised, and its history comes out as CSV a spreadsheet opens as columns.
 func TestExplainAndHistoryTraceAStoredValueToItsRunFileAndRevisions(t *testing.T) {
-	t.Setenv(storeDSNEnv, pgtest.NewDatabase(t))
+	t.Setenv(demo.StoreDSNEnv, pgtest.NewDatabase(t))
 	configFile, workforce := dfeCopy(t)
 	logger := slog.New(slog.DiscardHandler)
 	var out bytes.Buffer

@@ -84,10 +84,6 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	commentLabels := commentCmd.Flag("series", "Narrow the commentary to the series with this label value, e.g. --series team=north (repeatable).").PlaceHolder("LABEL=VALUE").Strings()
 	commentPeriod := commentCmd.Flag("period", "The month the commentary is for, as YYYY-MM; by default the current month.").PlaceHolder("2026-11").String()
 
-	demoCmd := app.Command("demo", "Run carewatch on the synthetic demo council, provisioning a local PostgreSQL when CAREWATCH_DATABASE_URL is not set.")
-	demoWeb := kingpinflag.AddFlags(demoCmd, defaultListenAddress)
-	demoOpts := demoFlags(demoCmd)
-
 	cmd, exit, code, err := cli.Parse(app, args)
 	if exit { // --help or --version
 		return code
@@ -138,32 +134,10 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		err = runReport(ctx, *configFile, *reportPeriod, *reportOut, stdout, logger)
 	case commentCmd.FullCommand():
 		err = runComment(ctx, *configFile, commentOptions{KPI: *commentKPI, Labels: *commentLabels, Period: *commentPeriod, Text: *commentText}, stdin, stdout, logger)
-	case demoCmd.FullCommand():
-		if !app.GetFlag("config.file").HasEnvarValue() && !flagGiven(args, "config.file") {
-			*configFile = demoConfigFile
-		}
-		err = runDemo(ctx, *demoOpts, daemonOptions{
-			ConfigFile:      *configFile,
-			Web:             demoWeb,
-			ShutdownTimeout: *shutdownTimeout,
-			EnableLifecycle: *enableLifecycle,
-			Reload:          reloads,
-			Logger:          logger,
-		})
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "carewatch %s: %v\n", cmd, err)
 		return 1
 	}
 	return 0
-}
-
-// flagGiven reports whether --name was on the command line.
-func flagGiven(args []string, name string) bool {
-	for _, a := range args {
-		if a == "--"+name || len(a) > len(name)+3 && a[:len(name)+3] == "--"+name+"=" {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 	"github.com/carewatch/carewatch/store"
 )
@@ -62,7 +63,7 @@ func getPath(t *testing.T, url, user, password string) (int, string) {
 // version of what it stores.
 func TestCommentCommand(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	t.Setenv(storeDSNEnv, dsn)
+	t.Setenv(demo.StoreDSNEnv, dsn)
 	configFile := writeConfig(t, demoConfigText(t))
 	comment := func(stdin string, args ...string) (int, string) {
 		t.Helper()
@@ -116,7 +117,7 @@ func TestCommentCommand(t *testing.T) {
 // carewatch report writes a past month's pack, and refuses a period it
 // cannot read.
 func TestReportCommandWritesAMonthsPack(t *testing.T) {
-	t.Setenv(storeDSNEnv, pgtest.NewDatabase(t))
+	t.Setenv(demo.StoreDSNEnv, pgtest.NewDatabase(t))
 	configFile := writeConfig(t, demoConfigText(t))
 	var out, errOut bytes.Buffer
 	if code := run([]string{"--config.file=" + configFile, "report", "--period", "2026-13"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "YYYY-MM") {

@@ -35,9 +35,12 @@ func TestCollectDryRunPrintsTheReturnsKPIs(t *testing.T) {
 	// cld/ beside demo/, whose returns/ the demo writes.
 	root := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	demoReturns{db: db, dir: filepath.Join(root, "demo", demoReturnsDir), logger: logger}.write(ctx)
 	r, err := demo.BuildReturns(ctx, db)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// As carewatch-demo writes them, beside its configuration.
+	if err := demo.WriteReturns(r, filepath.Join(root, "demo", "returns")); err != nil {
 		t.Fatal(err)
 	}
 	want := r.Figures()

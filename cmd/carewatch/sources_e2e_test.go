@@ -18,6 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
@@ -84,7 +85,7 @@ func collectorSucceeded(name string) func(map[string]*dto.MetricFamily) bool {
 // PostgreSQL holds every year from 2017 to 2025 for every one of them.
 func TestDfEBenchmarkThroughTheDaemonIntoPostgreSQLAndMetrics(t *testing.T) {
 	storeDSN := pgtest.NewDatabase(t)
-	t.Setenv(storeDSNEnv, storeDSN)
+	t.Setenv(demo.StoreDSNEnv, storeDSN)
 	in := startDaemon(t, dfeConfig)
 	fams := in.waitFor(t, "the DfE collector to succeed", 60*time.Second, collectorSucceeded("dfe_workforce"))
 
@@ -204,7 +205,7 @@ func dfeConfigFor(t *testing.T, council string) string {
 // their status is unknown, while their 2024 values are kept.
 func TestSuppressedDfEFiguresAreStoredAsMissingNotZero(t *testing.T) {
 	storeDSN := pgtest.NewDatabase(t)
-	t.Setenv(storeDSNEnv, storeDSN)
+	t.Setenv(demo.StoreDSNEnv, storeDSN)
 	in := startDaemon(t, dfeConfigFor(t, "E09000033")) // Westminster
 	fams := in.waitFor(t, "the DfE collector to succeed", 60*time.Second, collectorSucceeded("dfe_workforce"))
 
@@ -275,7 +276,7 @@ collectors:
 // record, and the last good values stay stored and served.
 func TestBadFilesAndAnswersKeepTheLastGoodValues(t *testing.T) {
 	storeDSN := pgtest.NewDatabase(t)
-	t.Setenv(storeDSNEnv, storeDSN)
+	t.Setenv(demo.StoreDSNEnv, storeDSN)
 	dir := t.TempDir()
 	good := "team,vacant,in_post,as_at\r\nnorth,2,8,31/03/2025\r\nsouth,1,9,31/03/2025\r\n"
 	csvFile := filepath.Join(dir, "establishment.csv")

@@ -1136,7 +1136,7 @@ func TestDockerfile(t *testing.T) {
 	}
 	build, final := stages[0], stages[len(stages)-1]
 
-	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-teams"} {
+	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-demo", "./cmd/carewatch-teams"} {
 		t.Run("the build stage builds "+pkg+" without cgo", func(t *testing.T) {
 			var ok bool
 			for _, in := range build.instructions {
@@ -1261,7 +1261,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	})
 
-	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-teams"} {
+	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-demo", "./cmd/carewatch-teams"} {
 		t.Run("the build command yields a static "+pkg, func(t *testing.T) {
 			f, err := elf.Open(buildStatic(t, pkg))
 			if err != nil {

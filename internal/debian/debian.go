@@ -1,10 +1,10 @@
-// Package debian finds a command and, when it is missing on a Debian machine
-// where we are root, installs the Debian package that provides it.
+// Package debian finds a command that a Debian package provides and, for
+// the demo only, installs that package when it is missing.
 //
-// Tests and the demo need server programs (PostgreSQL, Prometheus,
-// Alertmanager) that a fresh CI machine may lack; installing them on demand
-// keeps "go test ./..." self-sufficient there, while a developer's machine
-// (not root) gets an error that says exactly what to install.
+// The demo provisions its own PostgreSQL on a fresh machine, so it may
+// install Debian's postgresql package (Ensure). Tests never install: CI's
+// .ci/run installs what they need, and a test that lacks a program fails
+// with the command that installs it (Find).
 package debian
 
 import (
@@ -66,13 +66,10 @@ func (in installer) ensure(ctx context.Context, logger *slog.Logger, command, pk
 	if p, ok := lookup(command, extraDirs); ok {
 		return p, nil
 	}
-	where := "PATH"
-	if len(extraDirs) > 0 {
-		where = "PATH or " + strings.Join(extraDirs, ", ")
-	}
+	where := searched(extraDirs)
 	switch {
 	case in.euid != 0:
-		return "", fmt.Errorf("command %q not found in %s: install the Debian package %q (sudo apt-get install %s) or the equivalent for your system", command, where, pkg, pkg)
+		return "", notFound(command, pkg, extraDirs)
 	case in.aptGet == "":
 		return "", fmt.Errorf("command %q not found in %s and apt-get is not available to install %q: install it with your system's package manager", command, where, pkg)
 	}
@@ -108,6 +105,29 @@ func (in installer) ensure(ctx context.Context, logger *slog.Logger, command, pk
 	}
 	logger.Info("installed Debian package", "package", pkg, "path", p, "duration", time.Since(start).Round(time.Millisecond))
 	return p, nil
+}
+
+// Find returns the path of command, looked up in PATH and then in
+// extraDirs as Ensure does, or an error that gives the command installing
+// the Debian package pkg. It never installs anything.
+func Find(command, pkg string, extraDirs ...string) (string, error) {
+	if p, ok := lookup(command, extraDirs); ok {
+		return p, nil
+	}
+	return "", notFound(command, pkg, extraDirs)
+}
+
+// notFound is the error for a command missing from PATH and dirs.
+func notFound(command, pkg string, dirs []string) error {
+	return fmt.Errorf("command %q not found in %s: install the Debian package %q (sudo apt-get install %s) or the equivalent for your system", command, searched(dirs), pkg, pkg)
+}
+
+// searched says where lookup looks.
+func searched(dirs []string) string {
+	if len(dirs) == 0 {
+		return "PATH"
+	}
+	return "PATH or " + strings.Join(dirs, ", ")
 }
 
 // lookup finds command in PATH, then in dirs; a glob pattern in dirs is

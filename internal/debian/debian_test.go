@@ -79,6 +79,21 @@ func TestEnsureMissingCommandFailsSayingWhatToInstall(t *testing.T) {
 	}
 }
 
+func TestFindNeverInstallsAndSaysHowTo(t *testing.T) {
+	if p, err := Find("sh", "dash"); err != nil || filepath.Base(p) != "sh" {
+		t.Errorf("Find(sh) = %q, %v; want the path of sh", p, err)
+	}
+	_, err := Find("carewatch-no-such-command", "carewatch-no-such-package", "/nonexistent/*/bin")
+	if err == nil {
+		t.Fatal("no error for a missing command")
+	}
+	for _, w := range []string{`"carewatch-no-such-command"`, "sudo apt-get install carewatch-no-such-package", "/nonexistent/*/bin"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+}
+
 // fakeApt is a stand-in apt-get: it records its calls and installs the
 // command into bin, but knows the package only after an update (like a
 // machine whose package lists are stale) unless known is set.

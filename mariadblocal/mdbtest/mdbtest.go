@@ -85,7 +85,7 @@ func setup() error {
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 		defer cancel()
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		server, err = mariadblocal.Start(ctx, mariadblocal.Options{DataDir: filepath.Join(dir, "data"), Install: true, Logger: logger})
+		server, err = mariadblocal.Start(ctx, mariadblocal.Options{DataDir: filepath.Join(dir, "data"), Logger: logger})
 		if err != nil {
 			return fmt.Errorf("no MariaDB server for the tests (set $%s to use an existing one): %w", AdminDSNEnv, err)
 		}

@@ -34,9 +34,8 @@ import (
 // maintenance database, as a role that may CREATE DATABASE.
 const URLEnv = "CAREWATCH_TEST_DATABASE_URL"
 
-// startTimeout bounds starting the private server, including installing
-// PostgreSQL on a fresh CI machine.
-const startTimeout = 10 * time.Minute
+// startTimeout bounds starting the private server.
+const startTimeout = 5 * time.Minute
 
 // The state of the test binary, set by Main. Package state is unavoidable
 // here: TestMain is the only hook shared by all tests of a package.
@@ -48,7 +47,7 @@ var (
 // Main runs the tests of m with a PostgreSQL server available to
 // NewDatabase, and returns the exit code for os.Exit. It uses the server at
 // $CAREWATCH_TEST_DATABASE_URL when set; otherwise it starts a private
-// server (installing PostgreSQL if needed and allowed) in a fresh temporary
+// server (from the binaries .ci/run installs) in a fresh temporary
 // folder, and stops and removes it after the tests. If no server can be had
 // it says why and returns 1: the tests fail rather than skip.
 func Main(m *testing.M) int {
@@ -80,7 +79,6 @@ func run(m *testing.M) (code int, err error) {
 		srv, err = pglocal.Start(ctx, pglocal.Options{
 			DataDir: filepath.Join(dir, "data"),
 			Fast:    true,
-			Install: true,
 			Logger:  logger,
 		})
 		cancel()
@@ -183,7 +181,7 @@ func NewServer(tb testing.TB) *pglocal.Server {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	srv, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "data"), Fast: true, Install: true})
+	srv, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "data"), Fast: true})
 	if err != nil {
 		tb.Fatalf("pgtest: a private PostgreSQL server: %v", err)
 	}
