@@ -99,6 +99,10 @@ func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
 			`testdata/duplicate_names.yml:5: kpis[1].name: duplicate KPI name "x" (first defined at kpis[0])`,
 			`testdata/duplicate_names.yml:17: collectors[1].name: duplicate collector name "c" (first defined at collectors[0])`,
 		}},
+		{"bad_names.yml", []string{
+			`testdata/bad_names.yml:5: kpis[0].labels[1]: label "kpi" is reserved for carewatch's own series`,
+			`testdata/bad_names.yml:6: kpis[1].name: "kpi_contacts" must not start with kpi_: names starting with "kpi_" are reserved for carewatch's own metrics`,
+		}},
 		{"wrong_side.yml", []string{
 			`testdata/wrong_side.yml:5: kpis[0].thresholds.red: red 18 is below amber 22, but caseload is lower_is_better: red must be the higher boundary`,
 			`testdata/wrong_side.yml:13: kpis[1].overrides[0].thresholds.red: red 0.95 is above amber 0.9, but within_45wd_ratio is higher_is_better: red must be the lower boundary`,
@@ -266,7 +270,7 @@ func TestReferenceConfigListsTheReservedLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(b)
-	for l := range config.ReservedLabels {
+	for _, l := range kpi.ReservedLabels() {
 		if !strings.Contains(text, " "+l+",") && !strings.Contains(text, " "+l+" (") {
 			t.Errorf("examples/reference.yml does not list the reserved label %q", l)
 		}

@@ -248,13 +248,9 @@ func (v *validator) addf(path, format string, args ...any) {
 	v.problems = append(v.problems, Problem{File: v.file, Line: lineOf(v.root, path), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-var (
-	reName      = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	reLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
-
-// ReservedLabels are label names carewatch's own series use beside a KPI's labels.
-var ReservedLabels = map[string]bool{"kpi": true, "level": true, "collector": true, "metric": true, "unit": true, "direction": true, "job": true, "instance": true, "le": true, "quantile": true}
+// reName is the form of the names carewatch gives things in its
+// configuration (collectors, tables).
+var reName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // SourceTypes are the source kinds carewatch can read.
 var SourceTypes = map[string]bool{
@@ -327,16 +323,12 @@ func (v *validator) kpis(ks []KPIConfig, loc *time.Location) kpi.Catalogue {
 		kc := &ks[i]
 		p := fmt.Sprintf("kpis[%d]", i)
 		k := &kpi.KPI{Name: kc.Name, Help: strings.TrimSpace(kc.Help), Unit: kc.Unit, Labels: kc.Labels, MaxAge: time.Duration(kc.MaxAge)}
-		switch {
-		case kc.Name == "":
-			v.addf(p+".name", "is required")
-		case !reName.MatchString(kc.Name):
-			v.addf(p+".name", "%q must be lower-case letters, digits and underscores, starting with a letter", kc.Name)
-		case strings.HasPrefix(kc.Name, "carewatch_"):
-			v.addf(p+".name", "%q must not start with carewatch_: the prefix is added to the metric name", kc.Name)
-		case nameProblem(kc.Name) != "":
-			v.addf(p+".name", "%q %s", kc.Name, nameProblem(kc.Name))
-		default:
+		nameOK := true
+		for _, pr := range k.NameProblems() {
+			v.addf(p+"."+pr.Field, "%s", pr.Message)
+			nameOK = nameOK && pr.Field != "name"
+		}
+		if nameOK {
 			if j, dup := first[kc.Name]; dup {
 				v.addf(p+".name", "duplicate KPI name %q (first defined at kpis[%d])", kc.Name, j)
 			} else {
@@ -354,16 +346,7 @@ func (v *validator) kpis(ks []KPIConfig, loc *time.Location) kpi.Catalogue {
 			k.Direction = d
 		}
 		seen := map[string]bool{}
-		for j, l := range kc.Labels {
-			lp := fmt.Sprintf("%s.labels[%d]", p, j)
-			switch {
-			case !reLabelName.MatchString(l) || strings.HasPrefix(l, "__"):
-				v.addf(lp, "%q is not a valid Prometheus label name", l)
-			case ReservedLabels[l]:
-				v.addf(lp, "label name %q is reserved for carewatch's own series", l)
-			case seen[l]:
-				v.addf(lp, "duplicate label %q", l)
-			}
+		for _, l := range kc.Labels {
 			seen[l] = true
 		}
 		if kc.MaxAge < 0 {
@@ -497,40 +480,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// reservedKPIPrefixes are the name spaces of carewatch's own metrics.
-var reservedKPIPrefixes = []string{"kpi_", "collector_", "config_", "store_", "build_"}
-
-// nonBaseUnits are name parts Prometheus conventions (and promtool) refuse:
-// durations are in seconds, and abbreviations hide the unit.
-var nonBaseUnits = map[string]string{
-	"minutes": "seconds", "hours": "seconds", "days": "seconds", "weeks": "seconds",
-	"s": "seconds", "ms": "seconds", "us": "seconds", "ns": "seconds", "sec": "seconds",
-	"m": "a spelt-out unit", "h": "seconds", "d": "seconds", "percent": "a 0-1 ratio ending in _ratio", "pct": "a 0-1 ratio ending in _ratio",
-}
-
-// nameProblem says why a KPI name would make a bad metric name, or "".
-func nameProblem(name string) string {
-	for _, p := range reservedKPIPrefixes {
-		if strings.HasPrefix(name, p) {
-			return fmt.Sprintf("must not start with %s: carewatch's own metrics use that name space", p)
-		}
-	}
-	parts := strings.Split(name, "_")
-	for _, part := range parts {
-		if base, bad := nonBaseUnits[part]; bad {
-			return fmt.Sprintf("names the unit %q: use %s (Prometheus base units; promtool refuses the name)", part, base)
-		}
-		if part == "gauge" || part == "counter" {
-			return "must not name its metric type"
-		}
-	}
-	switch last := parts[len(parts)-1]; last {
-	case "total", "count", "sum", "bucket", "info", "created":
-		return fmt.Sprintf("must not end in _%s: that suffix is for counters, histograms and info metrics, and KPI values are gauges", last)
-	}
-	return ""
 }
 
 var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)

@@ -18,6 +18,8 @@ const (
 	ReloadSuccessfulMetric = "carewatch_config_last_reload_successful"
 	// ReloadSuccessTimeMetric is when the configuration was last loaded successfully.
 	ReloadSuccessTimeMetric = "carewatch_config_last_reload_success_timestamp_seconds"
+	// StoreUpMetric is 1 if the daemon's last round trip to its store succeeded, else 0.
+	StoreUpMetric = "carewatch_store_up"
 )
 
 // NewSelfRegistry returns a registry of the daemon's self-metrics: build

@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
 	"github.com/carewatch/carewatch/kpi"
 )
@@ -69,71 +68,9 @@ const (
 	collectorLabel = "collector"
 )
 
-// reservedKPIPrefixes are KPI name prefixes whose metric names would fall in
-// carewatch's own families (carewatch_kpi_*, carewatch_collector_*) or its
-// self-metrics (carewatch_config_*, carewatch_build_info).
-var reservedKPIPrefixes = []string{"kpi_", "collector_", "config_"}
-
-// reservedKPINames are KPI names whose metric names are carewatch self-metrics.
-var reservedKPINames = []string{"build_info"}
-
 // maxProblems bounds the problems a snapshot keeps, so a store returning
 // thousands of bad rows cannot grow it without limit.
 const maxProblems = 50
-
-// CheckKPI reports why the exporter cannot export k, or nil. A KPI is refused
-// when its metric or label names are not valid Prometheus names in the
-// classic character set, when its metric name falls in a family carewatch
-// itself exports, or when a label collides with one the shared families add
-// (kpi, level) or appears twice. The daemon should call it (or
-// CheckCatalogue) when it loads a configuration, so that a bad KPI is an
-// error at start-up rather than a series silently left out of /metrics.
-func CheckKPI(k *kpi.KPI) error {
-	if k == nil {
-		return errors.New("nil KPI")
-	}
-	if !model.LegacyValidation.IsValidMetricName(k.MetricName()) {
-		return fmt.Errorf("kpi %q: metric name %q is not a valid Prometheus metric name", k.Name, k.MetricName())
-	}
-	if slices.Contains(reservedKPINames, k.Name) {
-		return fmt.Errorf("kpi %q: metric name %q is a carewatch self-metric", k.Name, k.MetricName())
-	}
-	for _, p := range reservedKPIPrefixes {
-		if strings.HasPrefix(k.Name, p) {
-			return fmt.Errorf("kpi %q: names starting with %q are reserved for carewatch's own metrics", k.Name, p)
-		}
-	}
-	seen := make(map[string]bool, len(k.Labels))
-	for _, l := range k.Labels {
-		switch {
-		case !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__"):
-			return fmt.Errorf("kpi %q: label %q is not a valid Prometheus label name", k.Name, l)
-		case l == kpiLabel || l == levelLabel:
-			return fmt.Errorf("kpi %q: label %q is reserved", k.Name, l)
-		case seen[l]:
-			return fmt.Errorf("kpi %q: label %q appears twice", k.Name, l)
-		}
-		seen[l] = true
-	}
-	return nil
-}
-
-// CheckCatalogue runs CheckKPI on every KPI of c, in name order, and joins
-// the errors.
-func CheckCatalogue(c kpi.Catalogue) error {
-	var errs []error
-	for _, name := range c.Names() {
-		k := c[name]
-		if err := CheckKPI(k); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if k.Name != name {
-			errs = append(errs, fmt.Errorf("kpi %q is catalogued as %q", k.Name, name))
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // Snapshot is an immutable picture of every KPI series' latest value and of
 // every collector's health. It implements prometheus.Collector as an
@@ -221,25 +158,18 @@ func newCollectorDescs() collectorDescs {
 // states and collector health (as kpi.Store's Latest and Health return them).
 // It copies what it keeps, so the caller may reuse its slices.
 //
-// What cannot be exported is left out and listed by Problems: series of a KPI
-// that is not in c or that CheckKPI refuses, series whose label values do not
-// match the KPI's labels or are not valid UTF-8, a second state of the same
-// series, and a second health record of the same collector.
+// It trusts c's names: the configuration refuses a KPI whose names break
+// the rules of kpi.KPI.NameProblems. What cannot be exported is left out and
+// listed by Problems: series of a KPI that is not in c, series whose label
+// values do not match the KPI's labels or are not valid UTF-8, a second
+// state of the same series, and a second health record of the same
+// collector.
 func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.CollectorHealth) *Snapshot {
 	s := &Snapshot{collector: newCollectorDescs()}
 
 	byName := make(map[string]*kpiEntry, len(c))
 	for _, name := range c.Names() {
-		k := c[name]
-		if err := CheckKPI(k); err != nil {
-			s.problem(err)
-			continue
-		}
-		if k.Name != name {
-			s.problem(fmt.Errorf("kpi %q is catalogued as %q", k.Name, name))
-			continue
-		}
-		e := newKPIEntry(k)
+		e := newKPIEntry(c[name])
 		byName[name] = e
 		s.kpis = append(s.kpis, e)
 	}

@@ -204,7 +204,6 @@ carewatch_collector_runs_total{collector="new_one"} 0
 func TestNewSnapshotLeavesOutWhatCannotBeExported(t *testing.T) {
 	caseload := caseloadKPI()
 	good := state(caseload, day("2025-03-31"), kpi.Known(17), "children", "Team A")
-	reserved := &kpi.KPI{Name: "config_last_reload_successful", Help: "x", Direction: kpi.LowerIsBetter}
 	relabelled := caseloadKPI()
 	relabelled.Labels = []string{"team", "service"}
 
@@ -250,12 +249,6 @@ func TestNewSnapshotLeavesOutWhatCannotBeExported(t *testing.T) {
 			bad:         kpi.SeriesState{Labels: []string{"a", "b"}},
 			wantProblem: "series state without a KPI",
 		},
-		{
-			name:        "KPI whose metric would be a carewatch self-metric is left out",
-			cat:         catalogue(caseload, reserved),
-			bad:         state(reserved, day("2025-03-31"), kpi.Known(1)),
-			wantProblem: `names starting with "config_" are reserved`,
-		},
 	}
 	want := caseloadHelp + `carewatch_children_sw_caseload_average{service="children",team="Team A"} 17
 `
@@ -271,9 +264,6 @@ func TestNewSnapshotLeavesOutWhatCannotBeExported(t *testing.T) {
 			}
 			if err := testutil.CollectAndCompare(s, strings.NewReader(want), "carewatch_children_sw_caseload_average"); err != nil {
 				t.Error(err)
-			}
-			if n := testutil.CollectAndCount(s, "carewatch_config_last_reload_successful"); n != 0 {
-				t.Errorf("the reserved KPI exported %d samples", n)
 			}
 		})
 	}
@@ -309,59 +299,5 @@ func TestSnapshotDoesNotChangeWhenItsInputsDo(t *testing.T) {
 
 	if err := testutil.CollectAndCompare(s, strings.NewReader(before.String())); err != nil {
 		t.Error(err)
-	}
-}
-
-func TestCheckKPI(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func(k *kpi.KPI)
-		wantErr string
-	}{
-		{name: "valid KPI is accepted", mutate: func(*kpi.KPI) {}},
-		{name: "name with a dash is refused", mutate: func(k *kpi.KPI) { k.Name = "caseload-average" }, wantErr: "not a valid Prometheus metric name"},
-		{name: "name of the build info metric is refused", mutate: func(k *kpi.KPI) { k.Name = "build_info" }, wantErr: "is a carewatch self-metric"},
-		{name: "name in the kpi_ families is refused", mutate: func(k *kpi.KPI) { k.Name = "kpi_status" }, wantErr: `starting with "kpi_" are reserved`},
-		{name: "name in the collector_ families is refused", mutate: func(k *kpi.KPI) { k.Name = "collector_runs_total" }, wantErr: `starting with "collector_" are reserved`},
-		{name: "label kpi is refused", mutate: func(k *kpi.KPI) { k.Labels = []string{"kpi"} }, wantErr: `label "kpi" is reserved`},
-		{name: "label level is refused", mutate: func(k *kpi.KPI) { k.Labels = []string{"team", "level"} }, wantErr: `label "level" is reserved`},
-		{name: "label starting with two underscores is refused", mutate: func(k *kpi.KPI) { k.Labels = []string{"__team"} }, wantErr: "not a valid Prometheus label name"},
-		{name: "label with a dot is refused", mutate: func(k *kpi.KPI) { k.Labels = []string{"team.name"} }, wantErr: "not a valid Prometheus label name"},
-		{name: "label given twice is refused", mutate: func(k *kpi.KPI) { k.Labels = []string{"team", "team"} }, wantErr: "appears twice"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			k := caseloadKPI()
-			tt.mutate(k)
-			err := exporter.CheckKPI(k)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("CheckKPI() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("CheckKPI() = %v, want an error containing %q", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestCheckCatalogueNamesEveryBadKPI(t *testing.T) {
-	bad1, bad2 := caseloadKPI(), contactsKPI()
-	bad1.Labels = []string{"kpi"}
-	bad2.Name = "kpi_contacts"
-	c := catalogue(bad1, bad2, timelinessKPI())
-	err := exporter.CheckCatalogue(c)
-	if err == nil {
-		t.Fatal("CheckCatalogue() = nil, want errors")
-	}
-	for _, want := range []string{`kpi "children_sw_caseload_average"`, `kpi "kpi_contacts"`} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("CheckCatalogue() = %v, want it to name %s", err, want)
-		}
-	}
-	if err := exporter.CheckCatalogue(newFixture().cat); err != nil {
-		t.Errorf("CheckCatalogue(fixture) = %v, want nil", err)
 	}
 }

@@ -114,7 +114,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		storeUp:  &storeHealth{timeout: st.Timeout()},
 	}
 	if err := self.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "carewatch_store_up",
+		Name: exporter.StoreUpMetric,
 		Help: "Whether carewatch's PostgreSQL store answered its last round trip and has answered one within the store's timeout (1) or not (0).",
 	}, d.storeUp.value)); err != nil {
 		return err
@@ -476,15 +476,11 @@ func (d *daemon) watchStore(ctx context.Context) {
 	}
 }
 
-// loadConfig loads and validates a configuration file, including the rules
-// the exporter imposes on metric and label names.
+// loadConfig loads and validates a configuration file.
 func loadConfig(file string) (*config.Config, error) {
 	cfg, err := config.Load(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not valid:\n%w", file, err)
-	}
-	if err := exporter.CheckCatalogue(cfg.Catalogue); err != nil {
-		return nil, fmt.Errorf("%s is not valid: %w", file, err)
 	}
 	return cfg, nil
 }
