@@ -146,7 +146,7 @@ func TestRowsAndCopyWorkThroughTheBoundedConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := tx.PrepareContext(ctx, pq.CopyIn("t", "n", "at"))
+	st, err := tx.PrepareContext(ctx, `COPY t (n, at) FROM STDIN`)
 	if err != nil {
 		t.Fatal(err)
 	}
