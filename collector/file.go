@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
@@ -39,9 +38,6 @@ type FileSource struct {
 	query       string
 	mapper      *Mapper
 	truncation  kpi.Action
-
-	// mu serialises runs, since the Mapper serves one run at a time.
-	mu sync.Mutex
 	// findings are the warnings of the latest run's file checks.
 	findings []kpi.CheckFailure
 }
@@ -73,9 +69,6 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		mapper:     m,
 		truncation: cc.EffectiveTruncation(),
 	}
-	if s.input.Format == "" {
-		s.input.Format = formatOf(firstNonEmpty(s.input.Path, s.input.Glob))
-	}
 	if s.input.Format != config.FormatCSV && s.input.Format != config.FormatXLSX {
 		return nil, fmt.Errorf("collector %q: file: format %q is not csv or xlsx", cc.Name, s.input.Format)
 	}
@@ -90,14 +83,6 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		s.bench = newBenchmark(cc.Benchmark)
 	}
 	return s, nil
-}
-
-func formatOf(name string) string {
-	switch strings.ToLower(path.Ext(name)) {
-	case ".xlsx", ".xlsm":
-		return config.FormatXLSX
-	}
-	return config.FormatCSV
 }
 
 // Describe returns the source's name and what it reads, for the run record.
@@ -117,28 +102,19 @@ func (s *FileSource) Describe() (source, query string) {
 	return s.source, b.String()
 }
 
-// mappingError is an error of the Mapper, which already names the
-// collector and the row.
-type mappingError struct{ err error }
-
-func (e *mappingError) Error() string { return e.err.Error() }
-func (e *mappingError) Unwrap() error { return e.err }
-
 // Collect reads the collector's file or files within ctx, filters their
 // rows, and maps them. A file that cannot be read as configured (too large,
 // not a table, a column missing, a cell that is not a number) fails the run
 // at once with a Permanent error naming the file, the row and the cause;
 // a folder or a file that is not there yet may be retried.
 func (s *FileSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.findings = nil
 	obs, err := s.collect(ctx, run)
 	if err != nil {
 		if CheckFailures(err) != nil {
 			return nil, err
 		}
-		return nil, sourceError(ctx, s.collector, s.source, err)
+		return nil, sourceError(ctx, s.collector, s.source, err, nil)
 	}
 	return obs, nil
 }
@@ -146,8 +122,6 @@ func (s *FileSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 // Findings returns the file checks the latest run failed with a warning
 // (a rejection is Collect's error).
 func (s *FileSource) Findings() []kpi.CheckFailure {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return slices.Clone(s.findings)
 }
 
@@ -177,20 +151,6 @@ func (s *FileSource) checkTruncation(name string, data []byte, t *table) error {
 	}
 	s.findings = append(s.findings, f)
 	return nil
-}
-
-// sourceError gives a file or HTTP source's error its context: the
-// collector and source it belongs to, and the run's deadline if that is
-// what ended it.
-func sourceError(ctx context.Context, collector, source string, err error) error {
-	var me *mappingError
-	if errors.As(err, &me) {
-		return Permanent(me.err)
-	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w: %w", ctxErr, err)
-	}
-	return fmt.Errorf("collector %q: source %q: %w", collector, source, err)
 }
 
 func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
@@ -444,7 +404,7 @@ func (s *FileSource) readNeighbours(ctx context.Context, root *os.Root, prov *kp
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	opts := config.TableOptions{Format: formatOf(name), Encoding: config.EncodingUTF8, Delimiter: ",", HeaderRow: 1}
+	opts := config.TableOptions{Format: config.FormatOf(name), Encoding: config.EncodingUTF8, Delimiter: ",", HeaderRow: 1}
 	var t *table
 	if opts.Format == config.FormatXLSX {
 		t, err = readXLSX(ctx, data, opts, s.maxSize)

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	promconfig "github.com/prometheus/common/config"
@@ -49,9 +48,6 @@ type HTTPSource struct {
 	maxBody   int64
 	client    *http.Client
 	mapper    *Mapper
-
-	// mu serialises runs, since the Mapper serves one run at a time.
-	mu sync.Mutex
 }
 
 var _ kpi.Source = (*HTTPSource)(nil)
@@ -150,11 +146,9 @@ func (s *HTTPSource) Describe() (source, query string) {
 // do not map) fails the run at once with a Permanent error naming the URL,
 // the path or row, and the cause; a 5xx, a 429 or a timeout may be retried.
 func (s *HTTPSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	obs, err := s.collect(ctx, run)
 	if err != nil {
-		return nil, sourceError(ctx, s.collector, s.source, err)
+		return nil, sourceError(ctx, s.collector, s.source, err, nil)
 	}
 	return obs, nil
 }

@@ -16,12 +16,11 @@ import (
 
 // Mapper turns the rows of one collector into observations, following the
 // collector's metric mappings. It is shared by every source kind: a row is a
-// list of column names (given once to Bind) and a list of values (given to
-// Map), whatever produced them.
+// list of column names and a list of values, whatever produced them.
 //
-// A Mapper serves one run at a time: Bind starts a run and forgets the series
-// and periods of the previous one, and Map checks each row against what the
-// run has produced so far (the series limit, and no (series, period) twice).
+// A Mapper is immutable, and may serve several runs at once: each run maps
+// its rows through a MapRun of its own (NewRun), which holds what that run
+// has produced so far.
 type Mapper struct {
 	collector    string
 	maxSeries    int
@@ -30,27 +29,31 @@ type Mapper struct {
 	// nil reads dates and RFC 3339 times.
 	period  *config.PeriodSpec
 	metrics []metricMap
+}
 
-	bound   bool
-	columns []string
+// MapRun maps the rows of one run: it binds the columns of each table the
+// run reads (Bind) and maps its rows (Map), checking each against what the
+// run has produced so far: the series limit, and no (series, period) twice.
+type MapRun struct {
+	m *Mapper
 	// series maps a series key to the row that first produced it; periods
 	// maps a (series, period) pair to its row.
-	series  map[string]rowRef
-	periods map[periodKey]rowRef
+	series  map[string]string
+	periods map[periodKey]string
+
+	// The table bound last: its columns, and the position of each column
+	// each metric reads.
+	columns []string
+	bound   []binding
 }
 
-// rowRef is where a row came from, for errors: a row number, or a
-// description such as `file "a.csv", row 12`.
-type rowRef struct {
-	n     int
-	where string
-}
-
-func (r rowRef) String() string {
-	if r.where != "" {
-		return r.where
-	}
-	return fmt.Sprintf("row %d", r.n)
+// binding is where one metric finds its columns in the bound table; -1 is
+// none.
+type binding struct {
+	valueIdx  int
+	periodIdx int
+	labelIdx  []int
+	exprIdx   map[string]int
 }
 
 // metricMap is one config.MetricMapping resolved against the catalogue.
@@ -71,12 +74,6 @@ type metricMap struct {
 	// either the column its value comes from or its fixed value.
 	labelColumns []string
 	static       []string
-
-	// Column positions, set by Bind; -1 means none.
-	valueIdx  int
-	periodIdx int
-	labelIdx  []int
-	exprIdx   map[string]int
 }
 
 type periodKey struct {
@@ -187,31 +184,18 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// Bind starts a run whose rows have the given columns, in order. Every column
-// the mappings name must be present exactly once.
-func (m *Mapper) Bind(columns []string) error {
-	m.Reset()
-	return m.BindAt("", columns)
+// NewRun starts mapping the rows of one run.
+func (m *Mapper) NewRun() *MapRun {
+	return &MapRun{m: m, series: map[string]string{}, periods: map[periodKey]string{}}
 }
 
-// Reset starts a run: it forgets the series and periods of the previous one
-// and the columns bound to it.
-func (m *Mapper) Reset() {
-	m.bound = false
-	m.columns = nil
-	m.series = make(map[string]rowRef)
-	m.periods = make(map[periodKey]rowRef)
-}
-
-// BindAt binds the columns of one part of the current run, such as one file
-// of several, keeping what the run has produced so far; where names the part
-// in errors (`file "a.csv"`). Call Reset first to start a run.
-func (m *Mapper) BindAt(where string, columns []string) error {
-	m.bound = false
-	m.columns = slices.Clone(columns)
-	if m.series == nil {
-		m.Reset()
-	}
+// Bind binds the columns of the run's next table, in order, keeping what
+// the run has produced so far; where names the table in errors (`file
+// "a.csv"`, or "" for a query's rows). Every column the mappings name must
+// be present exactly once.
+func (r *MapRun) Bind(where string, columns []string) error {
+	m := r.m
+	r.columns, r.bound = nil, nil
 	rows := "the rows have"
 	if where != "" {
 		rows = where + " has"
@@ -233,42 +217,43 @@ func (m *Mapper) BindAt(where string, columns []string) error {
 		}
 		return idx, nil
 	}
+	bound := make([]binding, len(m.metrics))
 	for i := range m.metrics {
-		mp := &m.metrics[i]
+		mp, b := &m.metrics[i], &bound[i]
 		var err error
-		mp.valueIdx = -1
+		b.valueIdx = -1
 		if mp.expr != nil {
-			mp.exprIdx = make(map[string]int, len(mp.exprColumns))
+			b.exprIdx = make(map[string]int, len(mp.exprColumns))
 			for _, col := range mp.exprColumns {
-				if mp.exprIdx[col], err = find(mp.path+".value_expression", col); err != nil {
+				if b.exprIdx[col], err = find(mp.path+".value_expression", col); err != nil {
 					return err
 				}
 			}
-		} else if mp.valueIdx, err = find(mp.path+".value_column", mp.valueColumn); err != nil {
+		} else if b.valueIdx, err = find(mp.path+".value_column", mp.valueColumn); err != nil {
 			return err
 		}
-		mp.periodIdx = -1
+		b.periodIdx = -1
 		if mp.periodColumn != "" {
 			path := "period_column"
 			if mp.periodColumn != m.periodColumn {
 				path = mp.path + ".period_column"
 			}
-			if mp.periodIdx, err = find(path, mp.periodColumn); err != nil {
+			if b.periodIdx, err = find(path, mp.periodColumn); err != nil {
 				return err
 			}
 		}
-		mp.labelIdx = make([]int, len(mp.labelColumns))
+		b.labelIdx = make([]int, len(mp.labelColumns))
 		for j, col := range mp.labelColumns {
-			mp.labelIdx[j] = -1
+			b.labelIdx[j] = -1
 			if col == "" {
 				continue
 			}
-			if mp.labelIdx[j], err = find(mp.path+".labels."+mp.kpi.Labels[j], col); err != nil {
+			if b.labelIdx[j], err = find(mp.path+".labels."+mp.kpi.Labels[j], col); err != nil {
 				return err
 			}
 		}
 	}
-	m.bound = true
+	r.columns, r.bound = slices.Clone(columns), bound
 	return nil
 }
 
@@ -283,35 +268,27 @@ func columnList(columns []string) string {
 	return strings.Join(quoted, ", ")
 }
 
-// Map turns one row into one observation per metric mapping. row is the
-// row's 1-based position, used in errors; values are aligned with the
-// columns given to Bind. A row without a period column describes the run's
-// date: midnight of run.At in run.Location.
-func (m *Mapper) Map(row int, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
-	return m.mapRow(rowRef{n: row}, values, run)
-}
-
-// MapAt is Map for a row that errors name by where, such as
-// `file "a.csv", row 12` or `$.data[3]`.
-func (m *Mapper) MapAt(where string, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
-	return m.mapRow(rowRef{where: where}, values, run)
-}
-
-func (m *Mapper) mapRow(row rowRef, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
-	if !m.bound {
+// Map turns one row of the bound table into one observation per metric
+// mapping. row names the row in errors: "row 3", `file "a.csv", row 12`,
+// `$.data[3]`; values are aligned with the bound columns. A row without a
+// period column describes the run's date: midnight of run.At in
+// run.Location.
+func (r *MapRun) Map(row string, values []any, run kpi.RunInfo) ([]kpi.Observation, error) {
+	m := r.m
+	if r.bound == nil {
 		return nil, fmt.Errorf("collector %q: %s mapped before the columns were bound", m.collector, row)
 	}
-	if len(values) != len(m.columns) {
-		return nil, fmt.Errorf("collector %q: %s has %d values for %d columns", m.collector, row, len(values), len(m.columns))
+	if len(values) != len(r.columns) {
+		return nil, fmt.Errorf("collector %q: %s has %d values for %d columns", m.collector, row, len(values), len(r.columns))
 	}
 	if run.Location == nil {
 		return nil, fmt.Errorf("collector %q: the run has no time zone", m.collector)
 	}
 	obs := make([]kpi.Observation, 0, len(m.metrics))
 	for i := range m.metrics {
-		mp := &m.metrics[i]
+		mp, b := &m.metrics[i], &r.bound[i]
 		o := kpi.Observation{KPI: mp.kpi, Labels: make([]string, len(mp.labelColumns))}
-		for j, idx := range mp.labelIdx {
+		for j, idx := range b.labelIdx {
 			if idx < 0 {
 				o.Labels[j] = mp.static[j]
 				continue
@@ -319,24 +296,24 @@ func (m *Mapper) mapRow(row rowRef, values []any, run kpi.RunInfo) ([]kpi.Observ
 			v, err := labelValue(values[idx])
 			if err != nil {
 				return nil, fmt.Errorf("collector %q: %s, column %q: label %q of KPI %q: %w",
-					m.collector, row, m.columns[idx], mp.kpi.Labels[j], mp.kpi.Name, err)
+					m.collector, row, r.columns[idx], mp.kpi.Labels[j], mp.kpi.Name, err)
 			}
 			o.Labels[j] = v
 		}
-		v, col, err := mp.value(values)
+		v, col, err := mp.value(b, values)
 		if err != nil {
 			if col < 0 {
 				return nil, fmt.Errorf("collector %q: %s: %s: %w", m.collector, row, mp.path, err)
 			}
-			return nil, fmt.Errorf("collector %q: %s, column %q: %w", m.collector, row, m.columns[col], err)
+			return nil, fmt.Errorf("collector %q: %s, column %q: %w", m.collector, row, r.columns[col], err)
 		}
 		o.Value = v
-		if mp.periodIdx < 0 {
+		if b.periodIdx < 0 {
 			o.Period = runDate(run)
-		} else if o.Period, err = m.periodOf(values[mp.periodIdx], run.Location); err != nil {
-			return nil, fmt.Errorf("collector %q: %s, column %q: %w", m.collector, row, m.columns[mp.periodIdx], err)
+		} else if o.Period, err = m.periodOf(values[b.periodIdx], run.Location); err != nil {
+			return nil, fmt.Errorf("collector %q: %s, column %q: %w", m.collector, row, r.columns[b.periodIdx], err)
 		}
-		if err := m.track(row, o); err != nil {
+		if err := r.track(row, o); err != nil {
 			return nil, err
 		}
 		obs = append(obs, o)
@@ -346,11 +323,11 @@ func (m *Mapper) mapRow(row rowRef, values []any, run kpi.RunInfo) ([]kpi.Observ
 
 // value reads or computes the metric's value from a row. On error it also
 // returns the position of the column at fault.
-func (mp *metricMap) value(values []any) (kpi.Value, int, error) {
+func (mp *metricMap) value(b *binding, values []any) (kpi.Value, int, error) {
 	if mp.expr != nil {
 		bad := -1
 		v, err := evalExpr(mp.expr, func(col string) (kpi.Value, error) {
-			idx := mp.exprIdx[col]
+			idx := b.exprIdx[col]
 			x, err := numberValue(values[idx])
 			if err != nil {
 				bad = idx
@@ -359,17 +336,17 @@ func (mp *metricMap) value(values []any) (kpi.Value, int, error) {
 		})
 		return v, bad, err
 	}
-	cell := values[mp.valueIdx]
+	cell := values[b.valueIdx]
 	if mp.valueMap != nil {
 		v, err := mappedValue(cell, mp.valueMap)
-		return v, mp.valueIdx, err
+		return v, b.valueIdx, err
 	}
 	if mp.percent {
 		v, err := percentValue(cell)
-		return v, mp.valueIdx, err
+		return v, b.valueIdx, err
 	}
 	v, err := numberValue(cell)
-	return v, mp.valueIdx, err
+	return v, b.valueIdx, err
 }
 
 // periodOf reads a period cell: in the collector's period_format when it has
@@ -407,34 +384,28 @@ func (m *Mapper) periodOf(v any, loc *time.Location) (time.Time, error) {
 
 // track records the observation's series and period for the run, failing
 // when the run passes its series limit or repeats a (series, period).
-func (m *Mapper) track(row rowRef, o kpi.Observation) error {
+func (r *MapRun) track(row string, o kpi.Observation) error {
+	m := r.m
 	key := seriesKey(o.KPI, o.Labels)
-	if _, ok := m.series[key]; !ok {
-		if len(m.series) >= m.maxSeries {
+	if _, ok := r.series[key]; !ok {
+		if len(r.series) >= m.maxSeries {
 			// The labels are left out on purpose: a run that explodes its
 			// series is most likely labelling by something personal.
 			return fmt.Errorf("collector %q: %s: KPI %q takes the run past its limit of %d series (max_series); labels must be bounded (service, team, age band), never a person's name or ID",
 				m.collector, row, o.KPI.Name, m.maxSeries)
 		}
-		m.series[key] = row
+		r.series[key] = row
 	}
 	pk := periodKey{series: key, sec: o.Period.Unix(), nsec: int32(o.Period.Nanosecond())}
-	if first, ok := m.periods[pk]; ok {
-		var rows string
-		switch {
-		case first == row && row.where == "":
-			rows = fmt.Sprintf("row %d gives twice", row.n)
-		case first == row:
-			rows = row.String() + " gives twice"
-		case first.where == "" && row.where == "":
-			rows = fmt.Sprintf("rows %d and %d both give", first.n, row.n)
-		default:
-			rows = fmt.Sprintf("%s and %s both give", first, row)
+	if first, ok := r.periods[pk]; ok {
+		rows := first + " and " + row + " both give"
+		if first == row {
+			rows = row + " gives twice"
 		}
 		return fmt.Errorf("collector %q: %s KPI %q series %s for period %s: the value is ambiguous",
 			m.collector, rows, o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), formatPeriod(o.Period))
 	}
-	m.periods[pk] = row
+	r.periods[pk] = row
 	return nil
 }
 

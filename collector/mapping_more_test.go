@@ -40,14 +40,8 @@ func TestMapReadsNumbersAsExportsWriteThem(t *testing.T) {
 		{"an expression dividing by zero is missing", config.MetricMapping{ValueExpression: "w / (v - v)"}, "3", kpi.Missing},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := collector.NewMapper(vacancyCollector(tt.mapping), catalogue(), 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Bind([]string{"service", "v", "w"}); err != nil {
-				t.Fatal(err)
-			}
-			obs, err := m.Map(1, []any{"children", tt.cell, "1000"}, runAt(t, "2025-10-01T09:00:00Z"))
+			m := mustMapper(t, vacancyCollector(tt.mapping), 10, "service", "v", "w")
+			obs, err := m.Map(row(1), []any{"children", tt.cell, "1000"}, runAt(t, "2025-10-01T09:00:00Z"))
 			if err != nil {
 				t.Fatalf("Map: %v", err)
 			}
@@ -61,15 +55,9 @@ func TestMapReadsNumbersAsExportsWriteThem(t *testing.T) {
 func TestMapWithAPeriodFormat(t *testing.T) {
 	cc := vacancyCollector(config.MetricMapping{ValueColumn: "v"})
 	cc.PeriodColumn, cc.PeriodFormat, cc.PeriodDay = "year", "YYYY", "09-30"
-	m, err := collector.NewMapper(cc, catalogue(), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Bind([]string{"service", "v", "year"}); err != nil {
-		t.Fatal(err)
-	}
+	m := mustMapper(t, cc, 10, "service", "v", "year")
 	run := runAt(t, "2026-01-01T09:00:00Z")
-	obs, err := m.Map(1, []any{"children", "0.1", " 2025 "}, run)
+	obs, err := m.Map(row(1), []any{"children", "0.1", " 2025 "}, run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,39 +65,39 @@ func TestMapWithAPeriodFormat(t *testing.T) {
 		t.Errorf("period %s, want %s", obs[0].Period, want)
 	}
 	// A date from a database or a workbook is a date whatever the format.
-	obs, err = m.Map(2, []any{"children", "0.1", time.Date(2024, 9, 30, 0, 0, 0, 0, time.FixedZone("", 0))}, run)
+	obs, err = m.Map(row(2), []any{"children", "0.1", time.Date(2024, 9, 30, 0, 0, 0, 0, time.FixedZone("", 0))}, run)
 	if err != nil || !obs[0].Period.Equal(time.Date(2024, 9, 30, 0, 0, 0, 0, london(t))) {
 		t.Errorf("period %v, %v", obs, err)
 	}
-	if _, err := m.Map(3, []any{"children", "0.1", ""}, run); err == nil || err.Error() != `collector "workforce": row 3, column "year": the period is empty` {
+	if _, err := m.Map(row(3), []any{"children", "0.1", ""}, run); err == nil || err.Error() != `collector "workforce": row 3, column "year": the period is empty` {
 		t.Errorf("err = %v", err)
 	}
 }
 
 // Two files of one run that give the same series and period are ambiguous,
 // and the error names both.
-func TestBindAtKeepsTheRunAcrossParts(t *testing.T) {
-	m, err := collector.NewMapper(vacancyCollector(config.MetricMapping{ValueColumn: "v"}), catalogue(), 10)
+func TestARunKeepsWhatItProducedAcrossTables(t *testing.T) {
+	mapper, err := collector.NewMapper(vacancyCollector(config.MetricMapping{ValueColumn: "v"}), catalogue(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	run := runAt(t, "2025-10-01T09:00:00Z")
-	m.Reset()
-	if err := m.BindAt(`file "a.csv"`, []string{"service", "v"}); err != nil {
+	m := mapper.NewRun()
+	if err := m.Bind(`file "a.csv"`, []string{"service", "v"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.MapAt(`file "a.csv", row 2`, []any{"children", "0.1"}, run); err != nil {
+	if _, err := m.Map(`file "a.csv", row 2`, []any{"children", "0.1"}, run); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.BindAt(`file "b.csv"`, []string{"v", "service"}); err != nil {
+	if err := m.Bind(`file "b.csv"`, []string{"v", "service"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.MapAt(`file "b.csv", row 7`, []any{"0.2", "children"}, run)
+	_, err = m.Map(`file "b.csv", row 7`, []any{"0.2", "children"}, run)
 	want := `collector "workforce": file "a.csv", row 2 and file "b.csv", row 7 both give KPI "children_sw_vacancy_ratio"`
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
-	if err := m.BindAt(`file "c.csv"`, []string{"service"}); err == nil || err.Error() != `collector "workforce": file "c.csv" has no column "v" (named by metrics[0].value_column); columns present: "service"` {
+	if err := m.Bind(`file "c.csv"`, []string{"service"}); err == nil || err.Error() != `collector "workforce": file "c.csv" has no column "v" (named by metrics[0].value_column); columns present: "service"` {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -118,5 +106,32 @@ func TestNewMapperRefusesABadExpression(t *testing.T) {
 	_, err := collector.NewMapper(vacancyCollector(config.MetricMapping{ValueExpression: "v / "}), catalogue(), 10)
 	if err == nil || err.Error() != `collector "workforce": metrics[0].value_expression: expected a number, a column or a bracket, found end of the expression` {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A Mapper is immutable: runs of one collector each keep their own state,
+// so two at once neither race nor see each other's rows as duplicates.
+func TestOneMapperServesRunsAtOnce(t *testing.T) {
+	mapper, err := collector.NewMapper(vacancyCollector(config.MetricMapping{ValueColumn: "v"}), catalogue(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := runAt(t, "2025-10-01T09:00:00Z")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			r := mapper.NewRun()
+			if err := r.Bind("", []string{"service", "v"}); err != nil {
+				errs <- err
+				return
+			}
+			_, err := r.Map("row 1", []any{"children", "0.1"}, run)
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

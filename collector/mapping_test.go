@@ -2,6 +2,7 @@ package collector_test
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,17 +53,22 @@ func caseloadCollector() *config.CollectorConfig {
 	}
 }
 
-func mustMapper(t *testing.T, cc *config.CollectorConfig, maxSeries int, columns ...string) *collector.Mapper {
+// mustMapper starts a run of cc's mapping over rows with the given columns.
+func mustMapper(t *testing.T, cc *config.CollectorConfig, maxSeries int, columns ...string) *collector.MapRun {
 	t.Helper()
 	m, err := collector.NewMapper(cc, catalogue(), maxSeries)
 	if err != nil {
 		t.Fatalf("NewMapper: %v", err)
 	}
-	if err := m.Bind(columns); err != nil {
+	r := m.NewRun()
+	if err := r.Bind("", columns); err != nil {
 		t.Fatalf("Bind: %v", err)
 	}
-	return m
+	return r
 }
+
+// row names the n-th row of a query's result, as a SQL source does.
+func row(n int) string { return "row " + strconv.Itoa(n) }
 
 func runAt(t *testing.T, at string) kpi.RunInfo {
 	t.Helper()
@@ -101,7 +107,7 @@ func TestMapValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mustMapper(t, caseloadCollector(), 10, "service", "team", "caseload")
-			obs, err := m.Map(1, []any{"children", "north", tt.value}, runAt(t, "2025-10-01T09:00:00Z"))
+			obs, err := m.Map(row(1), []any{"children", "north", tt.value}, runAt(t, "2025-10-01T09:00:00Z"))
 			if err != nil {
 				t.Fatalf("Map: %v", err)
 			}
@@ -137,7 +143,7 @@ func TestMapValueErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mustMapper(t, caseloadCollector(), 10, "service", "team", "caseload")
-			_, err := m.Map(3, []any{"children", "north", tt.value}, runAt(t, "2025-10-01T09:00:00Z"))
+			_, err := m.Map(row(3), []any{"children", "north", tt.value}, runAt(t, "2025-10-01T09:00:00Z"))
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("error = %v, want %s", err, tt.want)
 			}
@@ -164,7 +170,7 @@ func TestMapLabels(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mustMapper(t, caseloadCollector(), 10, "service", "team", "caseload")
-			obs, err := m.Map(2, []any{tt.service, "north", int64(1)}, runAt(t, "2025-10-01T09:00:00Z"))
+			obs, err := m.Map(row(2), []any{tt.service, "north", int64(1)}, runAt(t, "2025-10-01T09:00:00Z"))
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error = %v, want %s", err, tt.wantErr)
@@ -197,7 +203,7 @@ func TestMapStaticLabelsFollowTheKPILabelOrder(t *testing.T) {
 		}},
 	}
 	m := mustMapper(t, cc, 10, "caseload", "svc", "rate")
-	obs, err := m.Map(1, []any{[]byte("16.5"), "children", []byte("0.21")}, runAt(t, "2025-10-01T09:00:00Z"))
+	obs, err := m.Map(row(1), []any{[]byte("16.5"), "children", []byte("0.21")}, runAt(t, "2025-10-01T09:00:00Z"))
 	if err != nil {
 		t.Fatalf("Map: %v", err)
 	}
@@ -263,12 +269,13 @@ func TestBindFailsOnAMissingColumnListingThosePresent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = m.Bind([]string{"service", "team", "cases"})
+	r := m.NewRun()
+	err = r.Bind("", []string{"service", "team", "cases"})
 	want := `collector "caseload": the rows have no column "caseload" (named by metrics[0].value_column); columns present: "service", "team", "cases"`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
-	if _, err := m.Map(1, []any{"children", "north", int64(3)}, runAt(t, "2025-10-01T09:00:00Z")); err == nil {
+	if _, err := r.Map(row(1), []any{"children", "north", int64(3)}, runAt(t, "2025-10-01T09:00:00Z")); err == nil {
 		t.Error("Map after a failed Bind succeeded")
 	}
 }
@@ -278,7 +285,7 @@ func TestBindFailsOnAColumnGivenTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = m.Bind([]string{"service", "team", "team", "caseload"})
+	err = m.NewRun().Bind("", []string{"service", "team", "team", "caseload"})
 	if err == nil || !strings.Contains(err.Error(), `column "team" (named by metrics[0].labels.team) appears more than once`) {
 		t.Fatalf("error = %v, want the duplicated column named", err)
 	}
@@ -289,14 +296,14 @@ func TestMapFailsBeforeBind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Map(1, []any{"children", "north", int64(3)}, runAt(t, "2025-10-01T09:00:00Z")); err == nil {
+	if _, err := m.NewRun().Map(row(1), []any{"children", "north", int64(3)}, runAt(t, "2025-10-01T09:00:00Z")); err == nil {
 		t.Fatal("Map before Bind succeeded")
 	}
 }
 
 func TestMapFailsOnARowOfTheWrongWidth(t *testing.T) {
 	m := mustMapper(t, caseloadCollector(), 10, "service", "team", "caseload")
-	_, err := m.Map(4, []any{"children", "north"}, runAt(t, "2025-10-01T09:00:00Z"))
+	_, err := m.Map(row(4), []any{"children", "north"}, runAt(t, "2025-10-01T09:00:00Z"))
 	if err == nil || err.Error() != `collector "caseload": row 4 has 2 values for 3 columns` {
 		t.Fatalf("error = %v", err)
 	}
@@ -307,7 +314,7 @@ func TestMapSeriesLimit(t *testing.T) {
 	t.Run("a run at the limit succeeds", func(t *testing.T) {
 		m := mustMapper(t, caseloadCollector(), 2, "service", "team", "caseload")
 		for i, team := range []string{"north", "south"} {
-			if _, err := m.Map(i+1, []any{"children", team, int64(1)}, run); err != nil {
+			if _, err := m.Map(row(i+1), []any{"children", team, int64(1)}, run); err != nil {
 				t.Fatalf("row %d: %v", i+1, err)
 			}
 		}
@@ -317,7 +324,7 @@ func TestMapSeriesLimit(t *testing.T) {
 		cc.PeriodColumn = "period"
 		m := mustMapper(t, cc, 1, "service", "team", "caseload", "period")
 		for i, period := range []string{"2025-07-31", "2025-08-31", "2025-09-30"} {
-			if _, err := m.Map(i+1, []any{"children", "north", int64(1), period}, run); err != nil {
+			if _, err := m.Map(row(i+1), []any{"children", "north", int64(1), period}, run); err != nil {
 				t.Fatalf("row %d: %v", i+1, err)
 			}
 		}
@@ -326,7 +333,7 @@ func TestMapSeriesLimit(t *testing.T) {
 		m := mustMapper(t, caseloadCollector(), 2, "service", "team", "caseload")
 		var err error
 		for i, team := range []string{"north", "south", "east"} {
-			if _, err = m.Map(i+1, []any{"children", team, int64(1)}, run); err != nil {
+			if _, err = m.Map(row(i+1), []any{"children", team, int64(1)}, run); err != nil {
 				break
 			}
 		}
@@ -339,13 +346,10 @@ func TestMapSeriesLimit(t *testing.T) {
 		}
 	})
 	t.Run("a new run starts counting again", func(t *testing.T) {
-		m := mustMapper(t, caseloadCollector(), 2, "service", "team", "caseload")
 		for range 2 {
-			if err := m.Bind([]string{"service", "team", "caseload"}); err != nil {
-				t.Fatal(err)
-			}
+			m := mustMapper(t, caseloadCollector(), 2, "service", "team", "caseload")
 			for i, team := range []string{"north", "south"} {
-				if _, err := m.Map(i+1, []any{"children", team, int64(1)}, run); err != nil {
+				if _, err := m.Map(row(i+1), []any{"children", team, int64(1)}, run); err != nil {
 					t.Fatalf("row %d: %v", i+1, err)
 				}
 			}
@@ -366,13 +370,13 @@ func TestMapDuplicateSeriesPeriodIsAmbiguous(t *testing.T) {
 	}
 	var err error
 	for i, r := range rows {
-		if _, err = m.Map(i+1, r, run); err != nil {
+		if _, err = m.Map(row(i+1), r, run); err != nil {
 			if i != 3 {
 				t.Fatalf("row %d: %v", i+1, err)
 			}
 		}
 	}
-	want := `collector "caseload": rows 1 and 4 both give KPI "children_sw_caseload_average" series {service="children",team="north"} for period 2025-09-30: the value is ambiguous`
+	want := `collector "caseload": row 1 and row 4 both give KPI "children_sw_caseload_average" series {service="children",team="north"} for period 2025-09-30: the value is ambiguous`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
@@ -437,7 +441,7 @@ func TestMapPeriod(t *testing.T) {
 				values = append(values, tt.period)
 			}
 			m := mustMapper(t, cc, 10, columns...)
-			obs, err := m.Map(1, values, runAt(t, tt.runAt))
+			obs, err := m.Map(row(1), values, runAt(t, tt.runAt))
 			if err != nil {
 				t.Fatalf("Map: %v", err)
 			}
@@ -464,7 +468,7 @@ func TestMapPeriodErrors(t *testing.T) {
 			cc := caseloadCollector()
 			cc.PeriodColumn = "period"
 			m := mustMapper(t, cc, 10, "service", "team", "caseload", "period")
-			_, err := m.Map(5, []any{"children", "north", int64(14), tt.period}, runAt(t, "2025-10-01T09:00:00Z"))
+			_, err := m.Map(row(5), []any{"children", "north", int64(14), tt.period}, runAt(t, "2025-10-01T09:00:00Z"))
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("error = %v, want %s", err, tt.want)
 			}
@@ -490,7 +494,7 @@ func TestMapMetricPeriodColumnOverridesTheCollectors(t *testing.T) {
 		}},
 	}
 	m := mustMapper(t, cc, 10, "service", "caseload", "vacancy", "snapshot", "year_end")
-	obs, err := m.Map(1, []any{"children", int64(15), 0.2, "2025-09-30", "2025-03-31"}, runAt(t, "2025-11-01T09:00:00Z"))
+	obs, err := m.Map(row(1), []any{"children", int64(15), 0.2, "2025-09-30", "2025-03-31"}, runAt(t, "2025-11-01T09:00:00Z"))
 	if err != nil {
 		t.Fatalf("Map: %v", err)
 	}

@@ -100,14 +100,14 @@ func filter(t *table, filters []rowFilter) error {
 // mapTables maps the rows of every table of one run. Any row that does not
 // map fails the run: errors say which table, which row, which column.
 func mapTables(m *Mapper, tables []*table, run kpi.RunInfo) ([]kpi.Observation, error) {
-	m.Reset()
+	mr := m.NewRun()
 	var obs []kpi.Observation
 	for _, t := range tables {
-		if err := m.BindAt(t.where, t.columns); err != nil {
+		if err := mr.Bind(t.where, t.columns); err != nil {
 			return nil, err
 		}
 		for _, r := range t.rows {
-			o, err := m.MapAt(t.where+", "+r.ref, r.values, run)
+			o, err := mr.Map(t.where+", "+r.ref, r.values, run)
 			if err != nil {
 				return nil, err
 			}

@@ -6,8 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -146,9 +146,6 @@ type SQLSource struct {
 	dialect          *sqlDialect
 	db               *sqlx.DB
 	mapper           *Mapper
-
-	// mu serialises runs, since the Mapper serves one run at a time.
-	mu sync.Mutex
 }
 
 var _ kpi.Source = (*SQLSource)(nil)
@@ -187,21 +184,9 @@ func (s *SQLSource) Describe() (source, query string) { return s.source, s.query
 // back. Errors that retrying cannot mend (a syntax error, a write refused by
 // the read-only session, a row that does not map) are marked Permanent.
 func (s *SQLSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	obs, err := s.collect(ctx, run)
 	if err != nil {
-		if IsPermanent(err) {
-			return nil, err
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w: %w", ctxErr, err)
-		}
-		err = fmt.Errorf("collector %q: source %q: %w", s.collector, s.source, err)
-		if s.dialect.permanent(err) {
-			err = Permanent(err)
-		}
-		return nil, err
+		return nil, sourceError(ctx, s.collector, s.source, err, s.dialect.permanent)
 	}
 	return obs, nil
 }
@@ -209,7 +194,7 @@ func (s *SQLSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
 	if s.dialect.checkQuery != nil {
 		if err := s.dialect.checkQuery(s.query); err != nil {
-			return nil, Permanent(fmt.Errorf("collector %q: source %q: query: %w", s.collector, s.source, err))
+			return nil, Permanent(fmt.Errorf("query: %w", err))
 		}
 	}
 	timeout := s.statementTimeout
@@ -255,8 +240,9 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 	if err != nil {
 		return nil, queryErr(qctx, err)
 	}
-	if err := s.mapper.Bind(columns); err != nil {
-		return nil, Permanent(err)
+	mr := s.mapper.NewRun()
+	if err := mr.Bind("", columns); err != nil {
+		return nil, &mappingError{err}
 	}
 	types, err := rows.ColumnTypes()
 	if err != nil {
@@ -281,9 +267,9 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 				values[i] = s.dialect.fixTime(dbTypes[i], t)
 			}
 		}
-		o, err := s.mapper.Map(n, values, run)
+		o, err := mr.Map("row "+strconv.Itoa(n), values, run)
 		if err != nil {
-			return nil, Permanent(err)
+			return nil, &mappingError{err}
 		}
 		obs = append(obs, o...)
 	}

@@ -333,6 +333,8 @@ func (v *validator) input(p string, cc *CollectorConfig, src *SourceConfig) {
 			v.addf(bp+".neighbours_file", "is required: DfE's statistical neighbour model, e.g. sn_model_2025_wide.csv")
 		case !filepath.IsLocal(filepath.FromSlash(b.NeighboursFile)):
 			v.addf(bp+".neighbours_file", "%q must be a path inside the source's directory", b.NeighboursFile)
+		case FormatOf(b.NeighboursFile) == "":
+			v.addf(bp+".neighbours_file", "%q must be a .csv or .xlsx file", b.NeighboursFile)
 		}
 	}
 }
@@ -426,12 +428,7 @@ func (v *validator) fileInput(p string, cc *CollectorConfig) {
 		}
 	}
 	if f.Format == "" {
-		switch strings.ToLower(path.Ext(name)) {
-		case ".csv", ".txt":
-			f.Format = FormatCSV
-		case ".xlsx", ".xlsm":
-			f.Format = FormatXLSX
-		}
+		f.Format = FormatOf(name)
 	}
 	switch f.Format {
 	case FormatCSV, FormatXLSX:
@@ -468,6 +465,18 @@ func (v *validator) fileInput(p string, cc *CollectorConfig) {
 			}
 		}
 	}
+}
+
+// FormatOf is the table format a file's name says: csv for .csv and .txt,
+// xlsx for .xlsx and .xlsm, "" for anything else.
+func FormatOf(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".csv", ".txt":
+		return FormatCSV
+	case ".xlsx", ".xlsm":
+		return FormatXLSX
+	}
+	return ""
 }
 
 func hasNamedGroup(re *regexp.Regexp) bool {
