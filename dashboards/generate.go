@@ -10,6 +10,7 @@ package dashboards
 //go:generate go run ./generate -config ../examples/demo/carewatch.yml -out .
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -65,11 +66,21 @@ func Generate(cat kpi.Catalogue) ([]File, error) {
 		if err := setPanelDatasources(&d); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		data, err := json.MarshalIndent(d, "", "  ")
-		if err != nil {
+		// Not HTML-escaped: the SQL's -> and < stay readable in the files.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(d); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		out = append(out, File{Name: name, JSON: append(data, '\n')})
+		// The SDK's own marshalling of nested parts escapes them anyway:
+		// undo it, which JSON allows (they are plain characters in a string).
+		data := buf.Bytes()
+		for _, r := range [][2]string{{`\u003c`, "<"}, {`\u003e`, ">"}, {`\u0026`, "&"}} {
+			data = bytes.ReplaceAll(data, []byte(r[0]), []byte(r[1]))
+		}
+		out = append(out, File{Name: name, JSON: data})
 		return nil
 	}
 	if err := add("overview.json", overview(c)); err != nil {

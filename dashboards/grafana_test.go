@@ -264,6 +264,7 @@ var plausibleValues = map[string][]string{
 	"la_code":   {"E09000008"},
 	"la_name":   {"Croydon"},
 	"scope":     {"council", "stat_neighbour"},
+	"source":    {"annex_a", "ssda903"},
 }
 
 // Grafana's global variables, with values for a dashboard showing the last

@@ -83,19 +83,20 @@ func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
    AND $__timeFilter(o.period)
  ORDER BY 1`
 	thresholds := `SELECT o.period AS time,
-       t.level || ' threshold' AS metric,
-       CASE t.level WHEN 'amber' THEN st.amber ELSE st.red END * u.scale AS value
+       l.level || ' threshold' AS metric,
+       CASE l.level WHEN 'amber' THEN ` + sqlThresholdAt("amber", "o.period") + `
+                    ELSE ` + sqlThresholdAt("red", "o.period") + ` END * u.scale AS value
   FROM kpi_observations o
   JOIN series s ON s.id = o.series_id
   JOIN kpis k ON k.name = s.kpi
-  JOIN series_status st ON st.series_id = o.series_id
+  ` + sqlOverride + `
   ` + sqlUnit + `
- CROSS JOIN (VALUES ('amber'), ('red')) AS t(level)
+ CROSS JOIN (VALUES ('amber'), ('red')) AS l(level)
  WHERE ` + series + `
    AND $__timeFilter(o.period)
  ORDER BY 1, 2`
 	d = d.WithPanel(seriesPanel(id.next(), size{24, 10}, "History against its thresholds",
-		"Every stored value of the series in the time range, in the KPI's unit (ratios as percent, waits in days), with the amber and red thresholds in force (dashed).").
+		"Every stored value of the series in the time range, in the KPI's unit (ratios as percent, waits in days), with the amber and red thresholds in force on each date (dashed): a target that moves over time (a trajectory in the catalogue) shows as it moved.").
 		Targets(sqlTargets(NewSQLQueryBuilder(values).TimeSeries(), NewSQLQueryBuilder(thresholds).TimeSeries())).
 		Decimals(1).
 		OverrideByName("amber threshold", []dashboard.DynamicConfigValue{

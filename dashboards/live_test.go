@@ -3,6 +3,7 @@ package dashboards_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -59,9 +60,23 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 		t.Fatalf("demo.Setup: %v", err)
 	}
 
+	// The council's statutory returns (Annex A, SSDA903, CLD), as the demo
+	// writes them, for the collectors that read them.
+	returns, err := demo.BuildReturns(ctx, source)
+	if err != nil {
+		t.Fatalf("demo.BuildReturns: %v", err)
+	}
+	returnsDir := t.TempDir()
+	if err := demo.WriteReturns(returns, returnsDir); err != nil {
+		t.Fatalf("demo.WriteReturns: %v", err)
+	}
 	cw := e2e.StartCarewatch(t, e2e.CarewatchOptions{
-		ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{Every: 2 * time.Second}),
-		Env:        []string{e2e.StoreDSNEnv + "=" + st.dsn, e2e.SourceDSNEnv + "=" + sourceDSN},
+		ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{Every: 2 * time.Second, Directories: map[string]string{
+			"annex_a": filepath.Join(returnsDir, demo.AnnexADir),
+			"ssda903": filepath.Join(returnsDir, demo.SSDA903Dir),
+			"cld":     filepath.Join(returnsDir, demo.CLDDir),
+		}}),
+		Env: []string{e2e.StoreDSNEnv + "=" + st.dsn, e2e.SourceDSNEnv + "=" + sourceDSN},
 	})
 	prom := e2e.StartPrometheus(t, e2e.PrometheusOptions{Targets: []string{cw.Addr}, Interval: time.Second})
 
@@ -87,8 +102,15 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 			}
 		}
 	}
+	// Every other collector (the national statistics, the returns) has
+	// stored its periods too.
+	e2e.Eventually(t, "every collector storing its observations", 2*time.Minute, func() (bool, string) {
+		var n int
+		err := st.owner.GetContext(ctx, &n, `SELECT count(DISTINCT collector) FROM kpi_observations`)
+		return err == nil && n == len(cfg.Collectors), fmt.Sprintf("%d of %d collectors (%v)", n, len(cfg.Collectors), err)
+	})
 	// Prometheus has the last day, and enough scrapes for rates.
-	prom.WaitForVector(t, "Prometheus seeing the last reporting day", fmt.Sprintf(`min(carewatch_kpi_period_timestamp_seconds{scope=""}) >= %d`, today.Unix()),
+	prom.WaitForVector(t, "Prometheus seeing the last reporting day", fmt.Sprintf(`min(carewatch_kpi_period_timestamp_seconds{scope="", source=""}) >= %d`, today.Unix()),
 		time.Minute, func(v model.Vector) bool { return len(v) > 0 })
 	prom.WaitForVector(t, "20 scrapes of carewatch", `count_over_time(up{job="carewatch"}[1m]) >= 20`,
 		time.Minute, func(v model.Vector) bool { return len(v) > 0 })

@@ -34,7 +34,7 @@ func service(c *catalogue, s string) *dashboard.DashboardBuilder {
 			Unit(unit(k)).Decimals(1).
 			OverrideByName("period", []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeAsIsoNoDateIfToday"}}))
 		d = d.WithPanel(history(id.next(), size{14, 9}, k, title(k)+": history against its thresholds",
-			fmt.Sprintf("%s History of every series in the time range, from the store, with the amber and red thresholds in force for each series (dashed).", k.Help),
+			fmt.Sprintf("%s History of every series in the time range, from the store, with the amber and red thresholds in force for each series on each date (dashed): targets that move over time show as they moved.", k.Help),
 			"coalesce(o.labels->>'team', '') IN ('', ${team:sqlstring})"))
 	}
 	return d
@@ -95,11 +95,13 @@ func history(id uint32, s size, k *kpi.KPI, panelTitle, description, where strin
 	qs := []*SQLQueryBuilder{NewSQLQueryBuilder(values).TimeSeries()}
 	if k.HasThresholds() {
 		thresholds := `SELECT o.period AS time,
-       ` + seriesName(k, "o") + ` || ' ' || t.level || ' threshold' AS metric,
-       ` + scaled(k, "CASE t.level WHEN 'amber' THEN st.amber ELSE st.red END") + ` AS value
+       ` + seriesName(k, "o") + ` || ' ' || l.level || ' threshold' AS metric,
+       ` + scaled(k, "CASE l.level WHEN 'amber' THEN "+sqlThresholdAt("amber", "o.period")+" ELSE "+sqlThresholdAt("red", "o.period")+" END") + ` AS value
   FROM kpi_observations o
-  JOIN series_status st ON st.series_id = o.series_id
- CROSS JOIN (VALUES ('amber'), ('red')) AS t(level)
+  JOIN series s ON s.id = o.series_id
+  JOIN kpis k ON k.name = o.kpi
+  ` + sqlOverride + `
+ CROSS JOIN (VALUES ('amber'), ('red')) AS l(level)
  WHERE o.kpi = '` + k.Name + `'
    AND ` + where + `
    AND $__timeFilter(o.period)

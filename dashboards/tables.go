@@ -32,3 +32,31 @@ func wordColumns(p *table.PanelBuilder) *table.PanelBuilder {
 	}
 	return p.OverrideByName("period", []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeAsIsoNoDateIfToday"}})
 }
+
+// sqlOverride picks, for series alias s of KPI alias k, the override of
+// the catalogue that applies to it (the most specific match, the first of
+// equals), as kpi.KPI.ThresholdsAt does; NULL when none does.
+const sqlOverride = `CROSS JOIN LATERAL (
+    SELECT (SELECT x.v FROM jsonb_array_elements(k.overrides) WITH ORDINALITY AS x(v, i)
+             WHERE s.labels @> (x.v->'match')
+             ORDER BY (SELECT count(*) FROM jsonb_object_keys(x.v->'match')) DESC, x.i
+             LIMIT 1) AS ov
+) r`
+
+// sqlThresholdAt is the level ("amber" or "red") threshold in force for a
+// series on the date period: its override's trajectory and boundary, else
+// the KPI's trajectory and boundary, as kpi.KPI.ThresholdsAt judges it. It
+// needs kpis k and sqlOverride's r: the targets that move over time show
+// as they moved.
+func sqlThresholdAt(level, period string) string {
+	step := func(steps string) string {
+		return `(SELECT (t.st->>'` + level + `')::double precision
+             FROM jsonb_array_elements(` + steps + `) WITH ORDINALITY AS t(st, i)
+            WHERE (t.st->>'from')::timestamptz <= ` + period + ` AND t.st->>'` + level + `' IS NOT NULL
+            ORDER BY t.i DESC LIMIT 1)`
+	}
+	return `coalesce(` + step("r.ov->'trajectory'") + `,
+            (r.ov->>'` + level + `')::double precision,
+            ` + step("k.trajectory") + `,
+            k.` + level + `)`
+}
