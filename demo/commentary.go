@@ -12,7 +12,7 @@ import (
 // caseload as a whole. Every other red or amber KPI is left without, so the
 // pack shows what commentary is still owed.
 func Commentary(month time.Time) []kpi.Comment {
-	month = time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
+	month = kpi.CommentMonth(month)
 	next := month.AddDate(0, 1, 0)
 	return []kpi.Comment{
 		{

@@ -38,10 +38,18 @@ type HistoryQuery struct {
 type Comment struct {
 	KPI    string
 	Labels map[string]string
-	// Month is the first instant of the calendar month the comment is for.
+	// Month is the first day of the calendar month the comment is for, at
+	// midnight UTC (CommentMonth).
 	Month     time.Time
 	Text      string
 	WrittenAt time.Time
+}
+
+// CommentMonth is the Month of a comment about t's calendar month, as t
+// reads in its own location: comments are keyed by calendar month,
+// whatever the time zone.
+func CommentMonth(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
 // Commentary keeps officers' comments. Every comment written is kept; the

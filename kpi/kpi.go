@@ -217,7 +217,7 @@ func (k *KPI) ThresholdsAt(values []string, at time.Time) Thresholds {
 	var chosen *Override
 	for i := range k.Overrides {
 		o := &k.Overrides[i]
-		if len(o.Match) > best && k.matches(o.Match, values) {
+		if len(o.Match) > best && k.Matches(o.Match, values) {
 			best, chosen = len(o.Match), o
 		}
 	}
@@ -264,7 +264,9 @@ func (k *KPI) Changes() []time.Time {
 	return out
 }
 
-func (k *KPI) matches(match map[string]string, values []string) bool {
+// Matches reports whether the series with the given label values (aligned
+// with k.Labels) has every label value of match.
+func (k *KPI) Matches(match map[string]string, values []string) bool {
 	for name, want := range match {
 		i := k.LabelIndex(name)
 		if i < 0 || i >= len(values) || values[i] != want {
@@ -278,7 +280,7 @@ func (k *KPI) matches(match map[string]string, values []string) bool {
 // (aligned with k.Labels) benchmarks the council against others rather than
 // measuring its own services: k has OwnSeries and the series does not match it.
 func (k *KPI) IsBenchmark(values []string) bool {
-	return len(k.OwnSeries) > 0 && !k.matches(k.OwnSeries, values)
+	return len(k.OwnSeries) > 0 && !k.Matches(k.OwnSeries, values)
 }
 
 // LabelIndex returns the position of label name in k.Labels, or -1.

@@ -168,7 +168,7 @@ func Assemble(cat kpi.Catalogue, spec Spec, f *Fetch, o Options) *Pack {
 			}
 			var shown []kpi.SeriesHistory
 			for _, h := range byKPI[k.Name] {
-				if matches(k, h.Labels, it.Match) {
+				if k.Matches(it.Match, h.Labels) {
 					shown = append(shown, h)
 				}
 			}
@@ -355,22 +355,11 @@ func statusView(s kpi.Status) StatusView {
 	return StatusView{Word: "Not rated", Class: "none", Shape: shapeNone}
 }
 
-// matches reports whether labels has every value of match.
-func matches(k *kpi.KPI, labels []string, match map[string]string) bool {
-	for name, want := range match {
-		i := k.LabelIndex(name)
-		if i < 0 || i >= len(labels) || labels[i] != want {
-			return false
-		}
-	}
-	return true
-}
-
 // seriesComment is the comment narrowed to the series with labels, if any.
 func seriesComment(k *kpi.KPI, labels []string, cs []kpi.Comment) string {
 	text, best := "", 0
 	for _, c := range cs {
-		if c.KPI == k.Name && len(c.Labels) > best && matches(k, labels, c.Labels) {
+		if c.KPI == k.Name && len(c.Labels) > best && k.Matches(c.Labels, labels) {
 			text, best = c.Text, len(c.Labels)
 		}
 	}

@@ -152,9 +152,7 @@ func Read(ctx context.Context, st Store, cat kpi.Catalogue, spec Spec, o Options
 			f.Month = monthStart(cmp.Or(o.Now, time.Now()), loc)
 		}
 	}
-	// Comments are keyed by calendar month, whatever the time zone.
-	key := time.Date(f.Month.Year(), f.Month.Month(), 1, 0, 0, 0, 0, time.UTC)
-	if f.Comments, err = st.Comments(ctx, key); err != nil {
+	if f.Comments, err = st.Comments(ctx, kpi.CommentMonth(f.Month)); err != nil {
 		return nil, fmt.Errorf("report: reading commentary: %w", err)
 	}
 	return f, nil

@@ -191,7 +191,7 @@ func (c *demoCommentary) write(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	month := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
+	month := kpi.CommentMonth(today)
 	have, err := c.store.Comments(ctx, month)
 	if err != nil {
 		return err

@@ -193,8 +193,7 @@ func newComment(cfg *config.Config, o commentOptions, stdin io.Reader) (kpi.Comm
 	}
 	var month time.Time
 	if o.Period == "" {
-		now := time.Now().In(cfg.Location)
-		month = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		month = kpi.CommentMonth(time.Now().In(cfg.Location))
 	} else {
 		m, err := report.ParseMonth(o.Period, time.UTC)
 		if err != nil {
