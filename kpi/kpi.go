@@ -6,6 +6,7 @@ package kpi
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -378,19 +379,41 @@ type Observation struct {
 }
 
 // SeriesID identifies the series of a KPI with the given label values. It is
-// a stable 63-bit hash, so writers need no round trip to learn it.
+// a stable 63-bit hash, so writers need no round trip to learn it, of the
+// KPI's name and its labels taken in the order of their names, as
+// Prometheus identifies a series: listing a KPI's labels in another order
+// keeps its series.
 func SeriesID(k *KPI, values []string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(k.Name))
-	for i, name := range k.Labels {
+	write := func(i int) {
 		h.Write([]byte{0xff})
-		h.Write([]byte(name))
+		h.Write([]byte(k.Labels[i]))
 		h.Write([]byte{0xfe})
 		if i < len(values) {
 			h.Write([]byte(values[i]))
 		}
 	}
+	if slices.IsSorted(k.Labels) {
+		for i := range k.Labels {
+			write(i)
+		}
+	} else {
+		for _, i := range sortedLabels(k.Labels) {
+			write(i)
+		}
+	}
 	return int64(h.Sum64() &^ (1 << 63))
+}
+
+// sortedLabels returns the indexes of labels in the order of their names.
+func sortedLabels(labels []string) []int {
+	order := make([]int, len(labels))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(labels[a], labels[b]) })
+	return order
 }
 
 // LabelString renders label values as name="value" pairs, for logs and errors.

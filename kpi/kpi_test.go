@@ -165,3 +165,11 @@ func TestATrajectoryJudgesEachPeriodByTheThresholdsInForceThen(t *testing.T) {
 		t.Errorf("Changes() = %v", got)
 	}
 }
+
+func TestSeriesIDIsTheSameWhateverTheOrderOfTheLabels(t *testing.T) {
+	k := caseload()
+	reordered := &kpi.KPI{Name: k.Name, Labels: []string{"team", "service"}}
+	if a, b := kpi.SeriesID(k, []string{"children", "North"}), kpi.SeriesID(reordered, []string{"North", "children"}); a != b {
+		t.Errorf("service=children, team=North: %d with labels [service team], %d with [team service]", a, b)
+	}
+}

@@ -20,11 +20,19 @@ var migrationFiles embed.FS
 // database by several processes ("carewatch migrate" in ASCII).
 const migrateLockKey int64 = 0x63_77_6d_69_67_72_61_74
 
-// migration is one numbered schema change.
+// migration is one numbered schema change: SQL, or for a change SQL cannot
+// express, a Go function run in the migration's transaction.
 type migration struct {
 	version int
 	name    string
 	sql     string
+	apply   func(ctx context.Context, tx *sqlx.Tx) error
+}
+
+// goMigrations are the migrations written in Go, numbered among the SQL
+// files.
+var goMigrations = []migration{
+	{version: 7, name: "0007_series_ids_by_sorted_labels", apply: rehashSeriesIDs},
 }
 
 // migrations reads the embedded migration files. Their names start with
@@ -52,6 +60,13 @@ func migrations() ([]migration, error) {
 			return nil, fmt.Errorf("store: reading migration %q: %w", name, err)
 		}
 		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+	}
+	for _, m := range goMigrations {
+		if other, dup := seen[m.version]; dup {
+			return nil, fmt.Errorf("store: migrations %q and %q have the same version %d", other, m.name, m.version)
+		}
+		seen[m.version] = m.name
+		ms = append(ms, m)
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
@@ -89,7 +104,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			if m.apply != nil {
+				if err := m.apply(ctx, tx); err != nil {
+					return err
+				}
+			} else if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
 			applied = true

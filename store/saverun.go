@@ -55,13 +55,8 @@ func (s *Store) SaveRun(ctx context.Context, run kpi.Run, obs []kpi.Observation)
 		return kpi.RunResult{}, fmt.Errorf("store: collector %q: saving %d observations: %w", run.Collector, len(obs), err)
 	}
 	if len(learned) > 0 {
-		ids := make([]int64, 0, len(learned))
-		stored := make([]int64, 0, len(learned))
-		for id, to := range learned {
-			ids, stored = append(ids, id), append(stored, to)
-		}
 		s.mu.Lock()
-		s.known.set(ids, stored)
+		s.known.set(learned, make([]struct{}, len(learned)))
 		s.mu.Unlock()
 	}
 	s.logger.Debug("saved run", "collector", run.Collector, "run", res.RunID,
@@ -227,7 +222,7 @@ func stored(v kpi.Value) kpi.Value {
 
 // saveRun writes a successful run in one transaction. It returns the result
 // and the series IDs it learned, for the cache once committed.
-func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.RunResult, learned map[int64]int64, err error) {
+func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.RunResult, learned []int64, err error) {
 	now := s.now()
 	res.Observations = len(b.obs)
 	// Where the time goes, for the debug log: a slow save is the first thing
@@ -261,25 +256,11 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 			return err
 		}
 		step("run")
-		var remap map[int64]int64
-		if remap, learned, err = s.resolveSeries(ctx, tx, b, now); err != nil {
+		if learned, err = s.resolveSeries(ctx, tx, b, now); err != nil {
 			return err
 		}
 		step("series")
-		storedID := func(id int64) int64 {
-			if len(remap) > 0 {
-				if to, ok := remap[id]; ok {
-					return to
-				}
-			}
-			return id
-		}
-		if len(remap) > 0 {
-			if err := duplicate(b, storedID); err != nil {
-				return err
-			}
-		}
-		if err := writeObservations(ctx, tx, b, res.RunID, now, storedID, &res); err != nil {
+		if err := writeObservations(ctx, tx, b, res.RunID, now, &res); err != nil {
 			return err
 		}
 		step("observations")
@@ -287,7 +268,7 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 			s.statusMu.Lock()
 			statusLocked = true
 		}
-		if res.StatusChanges, rec, err = s.updateStatus(ctx, tx, b, cands, res.RunID, now, storedID); err != nil {
+		if res.StatusChanges, rec, err = s.updateStatus(ctx, tx, b, cands, res.RunID, now); err != nil {
 			return err
 		}
 		step("status")
@@ -312,7 +293,7 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 // If any (series, period) is stored already, the copy fails on the primary
 // key (usually at its first row), is rolled back to the savepoint, and the
 // rows are merged instead.
-func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64, now time.Time, storedID func(int64) int64, res *kpi.RunResult) error {
+func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64, now time.Time, res *kpi.RunResult) error {
 	if len(b.obs) == 0 {
 		return nil
 	}
@@ -324,7 +305,7 @@ func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	err := copyIn(ctx, tx, "observations", []string{"series_id", "period", "value", "run_id"}, len(b.obs), func(buf []byte, k int) []byte {
 		i := b.order[k]
 		o := &b.obs[i]
-		buf = append(enc.int(buf, storedID(b.ids[i])), '\t')
+		buf = append(enc.int(buf, b.ids[i]), '\t')
 		buf = append(enc.time(buf, o.Period), '\t')
 		buf = append(enc.value(buf, o.Value), '\t')
 		return append(buf, run...)
@@ -342,12 +323,12 @@ func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT copy_observations`); err != nil {
 		return err
 	}
-	return mergeObservations(ctx, tx, b, runID, now, storedID, enc, res)
+	return mergeObservations(ctx, tx, b, runID, now, enc, res)
 }
 
 // mergeObservations stores the batch's observations when some of their
 // periods are stored already.
-func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64, now time.Time, storedID func(int64) int64, enc *copyEncoder, res *kpi.RunResult) error {
+func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64, now time.Time, enc *copyEncoder, res *kpi.RunResult) error {
 	if _, err := tx.ExecContext(ctx, `
 		CREATE TEMP TABLE run_observations (
 			series_id bigint, period timestamptz, value double precision
@@ -357,7 +338,7 @@ func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	err := copyIn(ctx, tx, "run_observations", []string{"series_id", "period", "value"}, len(b.obs), func(buf []byte, k int) []byte {
 		i := b.order[k]
 		o := &b.obs[i]
-		buf = append(enc.int(buf, storedID(b.ids[i])), '\t')
+		buf = append(enc.int(buf, b.ids[i]), '\t')
 		buf = append(enc.time(buf, o.Period), '\t')
 		return enc.value(buf, o.Value)
 	})
@@ -400,26 +381,5 @@ func mergeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 	}
 	res.Inserted, res.Revised = inserted, revised
 	res.Unchanged = len(b.obs) - inserted - revised
-	return nil
-}
-
-// duplicate names the first series and stored period that the batch holds
-// twice, or returns nil. newBatch finds those of one series; this finds
-// those of two series stored as one (see resolveSeries).
-func duplicate(b *batch, storedID func(int64) int64) error {
-	type key struct {
-		id     int64
-		period int64
-	}
-	seen := make(map[key]struct{}, len(b.obs))
-	for i := range b.obs {
-		o := &b.obs[i]
-		k := key{storedID(b.ids[i]), o.Period.UnixMicro()}
-		if _, dup := seen[k]; dup {
-			return fmt.Errorf("the run holds two values of %s%s for the period %s",
-				o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), o.Period.Format(time.RFC3339))
-		}
-		seen[k] = struct{}{}
-	}
 	return nil
 }

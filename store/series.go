@@ -12,44 +12,36 @@ import (
 	"github.com/carewatch/carewatch/kpi"
 )
 
-// resolveSeries makes sure every series of the batch is stored. It returns
-// remap, the series of the batch stored under another ID than writers
-// compute (nearly always none), and learned, the IDs this process had not
-// seen before, for its cache once the transaction commits.
-func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now time.Time) (remap, learned map[int64]int64, err error) {
+// resolveSeries makes sure every series of the batch is stored, and returns
+// the IDs this process had not seen before, for its cache once the
+// transaction commits.
+func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now time.Time) (learned []int64, err error) {
 	var unknown []int64
 	s.mu.Lock()
-	s.known.join(b.series, func(i int, stored int64, ok bool) {
-		id := b.series[i]
-		switch {
-		case !ok:
-			unknown = append(unknown, id)
-		case stored != id:
-			if remap == nil {
-				remap = make(map[int64]int64)
-			}
-			remap[id] = stored
+	s.known.join(b.series, func(i int, _ struct{}, ok bool) {
+		if !ok {
+			unknown = append(unknown, b.series[i])
 		}
 	})
 	s.mu.Unlock()
 	if len(unknown) == 0 {
-		return remap, nil, nil
+		return nil, nil
 	}
 
 	// Most series this process has not seen were stored before it started,
 	// or by another replica: look them up by ID first.
-	learned = make(map[int64]int64, len(unknown))
-	if err := scanIDs(ctx, tx, func(id int64) { learned[id] = id },
+	stored := make(map[int64]bool, len(unknown))
+	if err := scanIDs(ctx, tx, func(id int64) { stored[id] = true },
 		`SELECT id FROM series WHERE id = ANY($1::bigint[])`, pq.Array(unknown)); err != nil {
-		return nil, nil, fmt.Errorf("looking up series: %w", err)
+		return nil, fmt.Errorf("looking up series: %w", err)
 	}
-	fresh := without(unknown, learned)
+	fresh := without(unknown, stored)
 	if len(fresh) == 0 {
-		return remap, learned, nil
+		return unknown, nil
 	}
 
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE run_series (id bigint, kpi text, labels jsonb) ON COMMIT DROP`); err != nil {
-		return nil, nil, fmt.Errorf("staging new series: %w", err)
+		return nil, fmt.Errorf("staging new series: %w", err)
 	}
 	labels := make(map[string]string)
 	enc := newCopyEncoder()
@@ -72,59 +64,38 @@ func (s *Store) resolveSeries(ctx context.Context, tx *sqlx.Conn, b *batch, now 
 		err = jsonErr
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("staging new series: %w", err)
+		return nil, fmt.Errorf("staging new series: %w", err)
 	}
 	// ON CONFLICT without a target skips rows that clash on the ID or on
-	// (kpi, labels); the rows it returns are the ones it stored.
-	if err := scanIDs(ctx, tx, func(id int64) { learned[id] = id }, `
+	// (kpi, labels): a replica may have stored the same series meanwhile.
+	// Those it skipped must be the same series under the same ID.
+	if err := scanIDs(ctx, tx, func(id int64) { stored[id] = true }, `
 		INSERT INTO series (id, kpi, labels, first_seen)
 		SELECT id, kpi, labels, $1 FROM run_series
 		ON CONFLICT DO NOTHING
 		RETURNING id`, now); err != nil {
-		return nil, nil, fmt.Errorf("storing new series: %w", err)
+		return nil, fmt.Errorf("storing new series: %w", err)
 	}
-	rest := without(fresh, learned)
-	if len(rest) == 0 {
-		return remap, learned, nil
-	}
-	// A series first stored while its KPI listed its labels in another
-	// order has the same KPI and labels under another ID: keep using that.
-	rows, err := tx.QueryContext(ctx, `
-		SELECT r.id, s.id FROM run_series r
-		JOIN series s ON s.kpi = r.kpi AND s.labels = r.labels
-		WHERE r.id = ANY($1::bigint[])`, pq.Array(rest))
-	if err != nil {
-		return nil, nil, fmt.Errorf("looking up series: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, stored int64
-		if err := rows.Scan(&id, &stored); err != nil {
-			return nil, nil, fmt.Errorf("looking up series: %w", err)
+	if rest := without(fresh, stored); len(rest) > 0 {
+		if err := scanIDs(ctx, tx, func(id int64) { stored[id] = true }, `
+			SELECT r.id FROM run_series r
+			JOIN series s ON s.id = r.id AND s.kpi = r.kpi AND s.labels = r.labels
+			WHERE r.id = ANY($1::bigint[])`, pq.Array(rest)); err != nil {
+			return nil, fmt.Errorf("looking up series: %w", err)
 		}
-		learned[id] = stored
-		if remap == nil {
-			remap = make(map[int64]int64)
-		}
-		remap[id] = stored
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("looking up series: %w", err)
-	}
-	for _, id := range rest {
-		if _, ok := learned[id]; !ok {
+		if rest := without(rest, stored); len(rest) > 0 {
 			// Two label sets with the same 63-bit hash: vanishingly rare,
 			// but never to be merged silently.
-			o := b.latestOf(id)
-			return nil, nil, fmt.Errorf("series %s%s: its ID %d is taken by another series",
-				o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), id)
+			o := b.latestOf(rest[0])
+			return nil, fmt.Errorf("series %s%s: its ID %d is taken by another series",
+				o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), rest[0])
 		}
 	}
-	return remap, learned, nil
+	return unknown, nil
 }
 
 // without returns the IDs that are not keys of m.
-func without(ids []int64, m map[int64]int64) []int64 {
+func without(ids []int64, m map[int64]bool) []int64 {
 	var rest []int64
 	for _, id := range ids {
 		if _, ok := m[id]; !ok {

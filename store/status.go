@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -64,7 +63,7 @@ func evaluate(b *batch) []candidate {
 //
 // The caller holds statusMu from before the call until after the commit,
 // and then, if the commit succeeded, applies the returned record to memory.
-func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, runID int64, now time.Time, storedID func(int64) int64) ([]kpi.StatusChange, *statusRecord, error) {
+func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, runID int64, now time.Time) ([]kpi.StatusChange, *statusRecord, error) {
 	if len(cands) == 0 {
 		return nil, nil, nil
 	}
@@ -74,18 +73,10 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	if err := s.followStatusEvents(ctx, tx); err != nil {
 		return nil, nil, fmt.Errorf("reading status events: %w", err)
 	}
-	// The candidates come in the order of the IDs writers compute; the
-	// stored IDs are in the same order unless some series are stored under
-	// another ID, and then two candidates may even share one.
+	// The candidates come in the order of their series IDs.
 	ids := make([]int64, len(cands))
 	for i := range cands {
-		ids[i] = storedID(cands[i].id)
-	}
-	for i := 1; i < len(ids); i++ {
-		if ids[i] <= ids[i-1] {
-			cands, ids = byStoredID(b, cands, ids)
-			break
-		}
+		ids[i] = cands[i].id
 	}
 	if err := s.loadStatuses(ctx, tx, ids); err != nil {
 		return nil, nil, fmt.Errorf("reading statuses: %w", err)
@@ -353,28 +344,4 @@ func (s *Store) loadStatuses(ctx context.Context, tx *sqlx.Conn, ids []int64) er
 	}
 	s.statuses.set(missing, vals)
 	return nil
-}
-
-// byStoredID sorts cands and their stored ids by stored ID and keeps, of
-// candidates sharing a stored ID, the one of the latest period.
-func byStoredID(b *batch, cands []candidate, ids []int64) ([]candidate, []int64) {
-	idx := make([]int, len(cands))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(x, y int) int {
-		if c := cmp.Compare(ids[x], ids[y]); c != 0 {
-			return c
-		}
-		return b.obs[cands[x].obs].Period.Compare(b.obs[cands[y].obs].Period)
-	})
-	outC := make([]candidate, 0, len(cands))
-	outIDs := make([]int64, 0, len(ids))
-	for k, i := range idx {
-		if k+1 < len(idx) && ids[idx[k+1]] == ids[i] {
-			continue // a later period of the same stored series follows
-		}
-		outC, outIDs = append(outC, cands[i]), append(outIDs, ids[i])
-	}
-	return outC, outIDs
 }

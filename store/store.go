@@ -90,12 +90,10 @@ type Store struct {
 	mu sync.Mutex
 	// locks holds the release functions of the run locks held.
 	locks map[*sync.Once]func()
-	// known holds the series this process has seen stored, by the ID
-	// writers compute (kpi.SeriesID) mapped to the ID the database holds
-	// them under. The two differ only for a series first stored while its
-	// KPI listed its labels in another order. Series are never deleted, so
-	// an entry never goes stale; it spares each run a lookup per series.
-	known idMap[int64]
+	// known holds the IDs (kpi.SeriesID) of the series this process has
+	// seen stored. Series are never deleted, so an entry never goes stale;
+	// it spares each run a lookup per series.
+	known idMap[struct{}]
 
 	// statusMu guards statuses and statusSeen, and is held through the part
 	// of SaveRun that records status changes (see updateStatus).
