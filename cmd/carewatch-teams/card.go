@@ -213,7 +213,8 @@ func card(n *Notification, firing, resolved []Alert, listed int, o CardOptions) 
 }
 
 // alertElements are one alert's lines: its summary, its description, and
-// since when it fires (or when it was resolved) with a dashboard link.
+// since when it fires (or when it was resolved) with links to its dashboard
+// and its runbook.
 func alertElements(a Alert, o CardOptions) []element {
 	summary := a.Annotations["summary"]
 	if summary == "" {
@@ -237,6 +238,9 @@ func alertElements(a Alert, o CardOptions) []element {
 	last := []textRun{{Type: "TextRun", Text: when, IsSubtle: true}}
 	if u := a.Annotations["dashboard"]; isWebURL(u) {
 		last = append(last, textRun{Type: "TextRun", Text: " Open the dashboard", SelectAction: &action{Type: "Action.OpenUrl", URL: u}})
+	}
+	if u := a.Annotations["runbook_url"]; isWebURL(u) {
+		last = append(last, textRun{Type: "TextRun", Text: " What to do", SelectAction: &action{Type: "Action.OpenUrl", URL: u}})
 	}
 	return append(els, element{Type: "RichTextBlock", Spacing: "Small", Inlines: last})
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,7 +159,8 @@ func notification() Notification {
 				Annotations: map[string]string{
 					"summary":     "children_sw_caseload_average is red for Family Support East (children)",
 					"description": "children_sw_caseload_average for team Family Support East in children's services is 24.5 cases, above its red threshold of 22 cases. Red since 3 July 2026 01:50 UTC. The value describes 3 July 2026.",
-					"dashboard":   "https://grafana.council.example/d/carewatch-overview?var-kpi=children_sw_caseload_average&var-team=Family+Support+East",
+					"dashboard":   "https://grafana.council.example/d/carewatch-kpi?var-kpi=children_sw_caseload_average&var-team=Family+Support+East",
+					"runbook_url": "https://intranet.council.example/carewatch/runbooks/kpi-status.md",
 				},
 				StartsAt: time.Date(2026, 7, 3, 2, 0, 0, 0, time.UTC),
 			},
@@ -278,19 +280,22 @@ func TestANotificationBecomesOneAdaptiveCardInTheMessageEnvelope(t *testing.T) {
 	if strings.Index(all, "Family Support East") < strings.Index(all, "Assessment 2") {
 		t.Error("a firing alert is listed before a resolved one")
 	}
-	var link string
+	var links []string
 	for _, el := range msg.Attachments[0].Content.Body {
 		for _, r := range el.Inlines {
 			if r.SelectAction != nil {
-				link = r.SelectAction.URL
+				links = append(links, r.Text+" "+r.SelectAction.URL)
 			}
 		}
 		if el.Type != "RichTextBlock" {
 			t.Errorf("element type %q: only RichTextBlocks keep text from being read as markdown", el.Type)
 		}
 	}
-	if !strings.HasPrefix(link, "https://grafana.council.example/d/carewatch-overview?") {
-		t.Errorf("dashboard link %q", link)
+	if !slices.Equal(links, []string{
+		" Open the dashboard https://grafana.council.example/d/carewatch-kpi?var-kpi=children_sw_caseload_average&var-team=Family+Support+East",
+		" What to do https://intranet.council.example/carewatch/runbooks/kpi-status.md",
+	}) {
+		t.Errorf("links %q, want the alert's dashboard and runbook", links)
 	}
 	actions := msg.Attachments[0].Content.Actions
 	if len(actions) != 1 || actions[0].URL != "http://alertmanager.council.example:9093" {
