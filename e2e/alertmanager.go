@@ -87,6 +87,11 @@ type AlertmanagerTestOptions struct {
 	// receivers' Teams webhooks (port 9840 on loopback) go to instead; if
 	// empty, they are left out.
 	TeamsRelay string
+	// TimeIntervals, if set, replaces the named time intervals' definitions
+	// (each a list of Alertmanager time_interval specs) and keeps the
+	// routes' active and mute intervals, so that a test can put now inside
+	// or outside them; if nil, every route is active at all hours.
+	TimeIntervals map[string][]map[string]any
 	// Group replaces every route's group_wait and group_interval, so that
 	// a notification follows within seconds; 1s if zero. Repeats are put
 	// off beyond the test.
@@ -137,9 +142,12 @@ func AlertmanagerTestConfig(tb testing.TB, file string, o AlertmanagerTestOption
 			setMapValue(route, "repeat_interval", "1h")
 		}
 		// Working hours would make what a test sees depend on when it
-		// runs: every route is active at all hours here.
-		deleteKey(route, "active_time_intervals")
-		deleteKey(route, "mute_time_intervals")
+		// runs: every route is active at all hours here, unless the test
+		// sets the intervals itself.
+		if o.TimeIntervals == nil {
+			deleteKey(route, "active_time_intervals")
+			deleteKey(route, "mute_time_intervals")
+		}
 		if routes := lookup(route, "routes"); routes != nil {
 			for _, r := range routes.Content {
 				walk(r, false)
@@ -147,6 +155,19 @@ func AlertmanagerTestConfig(tb testing.TB, file string, o AlertmanagerTestOption
 		}
 	}
 	walk(mapValue(tb, root, "route"), true)
+	if o.TimeIntervals != nil {
+		intervals := mapValue(tb, root, "time_intervals")
+		for _, ti := range intervals.Content {
+			name := mapValue(tb, ti, "name").Value
+			spec, ok := o.TimeIntervals[name]
+			if !ok {
+				continue
+			}
+			var n yaml.Node
+			mustf(tb, n.Encode(spec), "time interval %s", name)
+			setMapNode(ti, "time_intervals", &n)
+		}
+	}
 
 	for _, rcv := range mapValue(tb, root, "receivers").Content {
 		name := mapValue(tb, rcv, "name").Value
@@ -185,4 +206,15 @@ func AlertmanagerTestConfig(tb testing.TB, file string, o AlertmanagerTestOption
 		}
 	}
 	return writeYAML(tb, "alertmanager.yml", doc)
+}
+
+// setMapNode sets key of mapping m to node v.
+func setMapNode(m *yaml.Node, key string, v *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = v
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
 }
