@@ -311,6 +311,9 @@ func (v *validator) store(s *StoreConfig) {
 	if s.Timeout < 0 {
 		v.addf("store.timeout", "must not be negative")
 	}
+	if s.RunsRetention < 0 {
+		v.addf("store.runs_retention", "must not be negative")
+	}
 }
 
 func (v *validator) kpis(ks []KPIConfig, loc *time.Location) kpi.Catalogue {

@@ -53,6 +53,11 @@ type StoreConfig struct {
 	// its own (connecting, a health check): a store that does not answer
 	// within it counts as down. Zero means DefaultStoreTimeout.
 	Timeout Duration `yaml:"timeout"`
+	// RunsRetention is how long the records of runs are kept; older ones
+	// are deleted unless a stored value, revision or status came from them
+	// or they are their collector's latest run or success. Zero keeps every
+	// run.
+	RunsRetention Duration `yaml:"runs_retention"`
 }
 
 // DefaultStoreTimeout is the store's timeout when the config is silent.

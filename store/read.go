@@ -126,28 +126,17 @@ func alignLabels(k *kpi.KPI, labels map[string]string) ([]string, bool) {
 	return values, true
 }
 
-// Health returns a summary of every collector's runs, ordered by collector.
+// Health returns a summary of every collector's runs, ordered by
+// collector: a step per collector ever recorded, whatever the number of runs.
 func (s *Store) Health(ctx context.Context) ([]kpi.CollectorHealth, error) {
-	// The counts scan the runs once; the latest run and the latest success
-	// are each one step along runs_collector_finished_idx.
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT c.collector, c.runs, c.failures,
+		SELECT h.collector, h.runs, h.failures,
 		       l.status = 'success', l.finished_at, l.duration_seconds, coalesce(l.error, ''),
 		       ok.finished_at, coalesce(ok.observations, 0), l.checks
-		FROM (
-			SELECT collector, count(*) AS runs, count(*) FILTER (WHERE status = 'failed') AS failures
-			FROM runs GROUP BY collector
-		) c
-		CROSS JOIN LATERAL (
-			SELECT status, finished_at, duration_seconds, error, checks FROM runs
-			WHERE collector = c.collector ORDER BY finished_at DESC, id DESC LIMIT 1
-		) l
-		LEFT JOIN LATERAL (
-			SELECT finished_at, observations FROM runs
-			WHERE collector = c.collector AND status = 'success'
-			ORDER BY finished_at DESC, id DESC LIMIT 1
-		) ok ON true
-		ORDER BY c.collector`)
+		FROM collector_health h
+		JOIN runs l ON l.id = h.last_run_id
+		LEFT JOIN runs ok ON ok.id = h.last_success_id
+		ORDER BY h.collector`)
 	if err != nil {
 		return nil, fmt.Errorf("store: collector health: %w", err)
 	}
@@ -178,4 +167,42 @@ func (s *Store) Health(ctx context.Context) ([]kpi.CollectorHealth, error) {
 		return nil, fmt.Errorf("store: collector health: %w", err)
 	}
 	return hs, nil
+}
+
+// pruneBatch bounds the runs one statement of PruneRuns deletes.
+const pruneBatch = 5000
+
+// PruneRuns deletes the records of runs that finished before before and
+// that nothing points at: no observation, revision or status came from
+// them, and none is its collector's latest run or latest success. Those
+// stay, so every stored number can still be traced to its run. Collector
+// health counts are kept apart and do not change. It returns how many runs
+// it deleted.
+func (s *Store) PruneRuns(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, `
+			DELETE FROM runs WHERE id IN (
+				SELECT r.id FROM runs r
+				WHERE r.finished_at < $1
+				  AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.run_id = r.id)
+				  AND NOT EXISTS (SELECT 1 FROM revisions v WHERE v.old_run_id = r.id)
+				  AND NOT EXISTS (SELECT 1 FROM revisions v WHERE v.new_run_id = r.id)
+				  AND NOT EXISTS (SELECT 1 FROM series_status x WHERE x.run_id = r.id)
+				  AND NOT EXISTS (SELECT 1 FROM status_events e WHERE e.run_id = r.id)
+				  AND NOT EXISTS (SELECT 1 FROM collector_health h WHERE h.last_run_id = r.id)
+				  AND NOT EXISTS (SELECT 1 FROM collector_health h WHERE h.last_success_id = r.id)
+				ORDER BY r.id LIMIT $2)`, before, pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("store: pruning runs: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("store: pruning runs: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }

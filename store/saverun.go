@@ -82,9 +82,9 @@ func (s *Store) saveFailedRun(ctx context.Context, run kpi.Run) (kpi.RunResult, 
 
 // insertRun records run, which carried n observations.
 func insertRun(ctx context.Context, tx *sqlx.Conn, run kpi.Run, n int) (int64, error) {
-	status, errText := "success", any(nil)
+	status, errText, failed := "success", any(nil), 0
 	if run.Err != nil {
-		status, errText = "failed", run.Err.Error()
+		status, errText, failed = "failed", run.Err.Error(), 1
 	}
 	reads := run.Reads
 	if reads == nil {
@@ -108,6 +108,26 @@ func insertRun(ctx context.Context, tx *sqlx.Conn, run kpi.Run, n int) (int64, e
 	).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("recording the run: %w", err)
+	}
+	// The collector's health follows in the same transaction. A run that
+	// finished before the latest one recorded (a replica's, late) counts,
+	// but does not become the latest.
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO collector_health AS h (collector, runs, failures, last_run_id, last_success_id)
+		VALUES ($1, 1, $2::bigint, $3::bigint, CASE WHEN $2::bigint = 0 THEN $3::bigint END)
+		ON CONFLICT (collector) DO UPDATE SET
+			runs = h.runs + 1,
+			failures = h.failures + $2::bigint,
+			last_run_id = CASE
+				WHEN (SELECT finished_at FROM runs WHERE id = h.last_run_id) > $4::timestamptz THEN h.last_run_id
+				ELSE $3::bigint END,
+			last_success_id = CASE
+				WHEN $2::bigint = 1 THEN h.last_success_id
+				WHEN (SELECT finished_at FROM runs WHERE id = h.last_success_id) > $4::timestamptz THEN h.last_success_id
+				ELSE $3::bigint END`,
+		run.Collector, failed, id, run.FinishedAt)
+	if err != nil {
+		return 0, fmt.Errorf("recording the collector's health: %w", err)
 	}
 	return id, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -11,8 +12,11 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/carewatch/carewatch/kpi"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
+	"github.com/carewatch/carewatch/store"
 )
 
 // --help, --version and COMMAND --help print, exit 0 and do nothing else:
@@ -191,5 +195,38 @@ func TestCheckConnectChangesNothingAndDryRunsEveryCollector(t *testing.T) {
 	}
 	if n := tables(); n != 0 {
 		t.Errorf("check --connect made %d tables in an empty store", n)
+	}
+}
+
+// Only the collectors of the configuration in force export their health:
+// one removed, renamed or run once by carewatch collect is not reported,
+// so its failures cannot keep an alert firing.
+func TestOnlyTheCollectorsInForceExportTheirHealth(t *testing.T) {
+	storeDSN := pgtest.NewDatabase(t)
+	t.Setenv("CAREWATCH_DATABASE_URL", storeDSN)
+	t.Setenv("CAREWATCH_DEMO_SOURCE_URL", pgtest.NewDatabase(t))
+	st, err := store.Open(t.Context(), storeDSN, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"renamed_before", "removed_last_year"} {
+		run := kpi.Run{Collector: gone, Source: "cms", Query: "SELECT 1", StartedAt: time.Now(), FinishedAt: time.Now(), Err: errors.New("relation does not exist")}
+		if _, err := st.SaveRun(t.Context(), run, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	in := startDaemon(t, oneCollectorConfig(t, "open_cases", "@every 1s", "SELECT 'north' AS team, 1 AS open"))
+	fams := in.waitFor(t, "open_cases to succeed", 30*time.Second, func(f map[string]*dto.MetricFamily) bool {
+		return collectorValue(f, "carewatch_collector_last_run_success", "open_cases") == 1
+	})
+	for _, m := range fams["carewatch_collector_last_run_success"].GetMetric() {
+		if c := labelsOf(m)["collector"]; c != "open_cases" {
+			t.Errorf("collector %q, not in the configuration, exports its health", c)
+		}
 	}
 }

@@ -125,7 +125,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 
 	// The first snapshot comes from the store, so a restart serves the same
 	// numbers as before it, before any collector has run again.
-	if err := d.refresh(ctx, cfg.Catalogue); err != nil {
+	if err := d.refresh(ctx, cfg); err != nil {
 		return fmt.Errorf("building the first snapshot from the store: %w", err)
 	}
 	gen, err := d.newGeneration(ctx, cfg, true)
@@ -168,8 +168,9 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	logger.Info("carewatch started", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.watchStore(ctx) }()
+	go func() { defer wg.Done(); d.pruneRuns(ctx) }()
 	go func() {
 		defer wg.Done()
 		// Another replica's run changes what this one must serve; this
@@ -333,7 +334,7 @@ func (d *daemon) reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.active = gen
 	d.mu.Unlock()
-	if rerr := d.refresh(ctx, cfg.Catalogue); rerr != nil {
+	if rerr := d.refresh(ctx, cfg); rerr != nil {
 		d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
 	}
 	if err := gen.scheduler.Start(d.ctx); err != nil {
@@ -363,20 +364,20 @@ func (d *daemon) current() *generation {
 
 // refreshActive rebuilds the snapshot for the configuration in force.
 func (d *daemon) refreshActive(ctx context.Context) {
-	cat := d.current().cfg.Catalogue
-	if err := d.refresh(ctx, cat); err != nil {
+	if err := d.refresh(ctx, d.current().cfg); err != nil {
 		d.logger.Error("refreshing the snapshot; serving the previous one", "err", err)
 	}
 }
 
 // refresh builds a new snapshot of the latest values from the store.
-func (d *daemon) refresh(ctx context.Context, cat kpi.Catalogue) error {
+func (d *daemon) refresh(ctx context.Context, cfg *config.Config) error {
+	cat, collectors := cfg.Catalogue, cfg.Collectors
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
 	// Health before values: a run recorded as a success committed its
 	// observations in the same transaction, so the values read next include
 	// them, and a snapshot never shows a collector's success without its data.
-	health, err := d.store.Health(ctx)
+	health, err := d.health(ctx, collectors)
 	if err == nil {
 		var series []kpi.SeriesState
 		if series, err = d.store.Latest(ctx, cat); err == nil {
@@ -392,15 +393,37 @@ func (d *daemon) refresh(ctx context.Context, cat kpi.Catalogue) error {
 	return err
 }
 
+// health returns the health of the collectors in force: a collector the
+// store remembers but the configuration no longer has (removed, renamed,
+// or run once by carewatch collect) is not this daemon's to report.
+func (d *daemon) health(ctx context.Context, collectors []config.CollectorConfig) ([]kpi.CollectorHealth, error) {
+	all, err := d.store.Health(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inForce := make(map[string]bool, len(collectors))
+	for i := range collectors {
+		inForce[collectors[i].Name] = true
+	}
+	health := all[:0]
+	for _, h := range all {
+		if inForce[h.Collector] {
+			health = append(health, h)
+		}
+	}
+	return health, nil
+}
+
 // publishRun publishes what one run changed: the latest values of the
 // series it wrote, and the health of the collectors, read from the store,
 // replace those of the current snapshot. The rest of the snapshot, and the
 // parts of the exposition the run did not change, stay as they are.
 func (d *daemon) publishRun(ctx context.Context, runID int64) {
 	d.refreshMu.Lock()
-	cat := d.current().cfg.Catalogue
+	cfg := d.current().cfg
+	cat := cfg.Catalogue
 	// Health first, as in refresh: a success is never shown without its data.
-	health, err := d.store.Health(ctx)
+	health, err := d.health(ctx, cfg.Collectors)
 	var series []kpi.SeriesState
 	if err == nil {
 		series, err = d.store.RunLatest(ctx, cat, runID)
@@ -472,6 +495,35 @@ func (d *daemon) watchStore(ctx context.Context) {
 				d.logger.Warn("store unreachable", "err", err)
 			}
 			d.setStoreUp(err == nil)
+		}
+	}
+}
+
+// pruneEvery is how often old run records are pruned.
+const pruneEvery = time.Hour
+
+// pruneRuns deletes run records older than the configuration in force
+// keeps, at start and then every pruneEvery. Replicas may all do it: a
+// delete is the same whoever makes it.
+func (d *daemon) pruneRuns(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if keep := time.Duration(d.current().cfg.Store.RunsRetention); keep > 0 {
+			n, err := d.store.PruneRuns(ctx, time.Now().Add(-keep))
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				d.logger.Warn("pruning old run records", "err", err)
+			case n > 0:
+				d.logger.Info("pruned old run records", "runs", n, "retention", keep)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
