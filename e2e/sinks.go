@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/carewatch/carewatch/internal/amwebhook"
 )
 
 // Post is one HTTP POST a Webhook received.
@@ -71,26 +73,10 @@ func (w *Webhook) Posts() []Post {
 }
 
 // Notification is the JSON body of an Alertmanager webhook notification.
-type Notification struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []Alert           `json:"alerts"`
-}
+type Notification = amwebhook.Notification
 
 // Alert is one alert of a Notification.
-type Alert struct {
-	Status      string            `json:"status"`
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	StartsAt    time.Time         `json:"startsAt"`
-	EndsAt      time.Time         `json:"endsAt"`
-}
+type Alert = amwebhook.Alert
 
 // Notifications decodes every post as an Alertmanager notification.
 func (w *Webhook) Notifications(tb testing.TB) []Notification {

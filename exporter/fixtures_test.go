@@ -5,6 +5,7 @@ import (
 
 	"github.com/carewatch/carewatch/exporter"
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/kpi/kpitest"
 )
 
 // The fixtures are synthetic: made-up teams and round numbers.
@@ -17,21 +18,7 @@ func day(s string) time.Time {
 	return t
 }
 
-func caseloadKPI() *kpi.KPI {
-	return &kpi.KPI{
-		Name:       "children_sw_caseload_average",
-		Help:       "Average caseload per case-holding FTE social worker.",
-		Unit:       "cases",
-		Direction:  kpi.LowerIsBetter,
-		Labels:     []string{"service", "team"},
-		Thresholds: kpi.Thresholds{Amber: kpi.At(18), Red: kpi.At(22)},
-		Overrides: []kpi.Override{{
-			Match:      map[string]string{"team": "all"},
-			Thresholds: kpi.Thresholds{Amber: kpi.At(15), Red: kpi.At(18)},
-		}},
-		MaxAge: 36 * time.Hour,
-	}
-}
+func caseloadKPI() *kpi.KPI { return kpitest.Caseload() }
 
 func contactsKPI() *kpi.KPI {
 	return &kpi.KPI{

@@ -8,20 +8,13 @@ import (
 	"time"
 
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/kpi/kpitest"
 	"github.com/carewatch/carewatch/report"
 )
 
 var london, _ = time.LoadLocation("Europe/London")
 
-func caseload() *kpi.KPI {
-	return &kpi.KPI{
-		Name: "children_sw_caseload_average", Help: "Average caseload per case-holding FTE social worker (DfE method).",
-		Unit: "cases", Direction: kpi.LowerIsBetter, Labels: []string{"service", "team"},
-		Thresholds: kpi.Thresholds{Amber: kpi.At(18), Red: kpi.At(22)},
-		Overrides:  []kpi.Override{{Match: map[string]string{"team": "all"}, Thresholds: kpi.Thresholds{Amber: kpi.At(15), Red: kpi.At(18)}}},
-		MaxAge:     36 * time.Hour,
-	}
-}
+func caseload() *kpi.KPI { return kpitest.Caseload() }
 
 func within45() *kpi.KPI {
 	return &kpi.KPI{

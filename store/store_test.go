@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/kpi/kpitest"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 	"github.com/carewatch/carewatch/store"
 )
@@ -80,21 +81,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // caseload is a KPI with thresholds and a per-team override.
-func caseload() *kpi.KPI {
-	return &kpi.KPI{
-		Name:       "children_sw_caseload_average",
-		Help:       "Average caseload per case-holding FTE social worker.",
-		Unit:       "cases",
-		Direction:  kpi.LowerIsBetter,
-		Labels:     []string{"service", "team"},
-		Thresholds: kpi.Thresholds{Amber: kpi.At(18), Red: kpi.At(22)},
-		Overrides: []kpi.Override{{
-			Match:      map[string]string{"team": "all"},
-			Thresholds: kpi.Thresholds{Amber: kpi.At(15), Red: kpi.At(18)},
-		}},
-		MaxAge: 36 * time.Hour,
-	}
-}
+func caseload() *kpi.KPI { return kpitest.Caseload() }
 
 // headcount is a KPI without thresholds: it has no RAG status.
 func headcount() *kpi.KPI {

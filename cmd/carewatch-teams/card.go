@@ -7,33 +7,15 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/carewatch/carewatch/internal/amwebhook"
 )
 
-// Notification is the JSON body Alertmanager's webhook receiver POSTs
-// (version "4", the only one Alertmanager has ever sent).
-type Notification struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []Alert           `json:"alerts"`
-}
+// Notification is the JSON body Alertmanager's webhook receiver POSTs.
+type Notification = amwebhook.Notification
 
 // Alert is one alert of a Notification.
-type Alert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
+type Alert = amwebhook.Alert
 
 // The Teams message: an Adaptive Card in the "message" envelope that both
 // Teams incoming webhooks and Teams workflows ("Post to a channel when a
