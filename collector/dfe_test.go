@@ -93,20 +93,10 @@ func dfeSource(t *testing.T, council string) (*collector.FileSource, *config.Con
 	return src.(*collector.FileSource), cfg
 }
 
-// newSourceFor builds a file or http collector's source as the daemon does.
+// newSourceFor builds a collector's source as the daemon does, through the
+// factory.
 func newSourceFor(cfg *config.Config, cc *config.CollectorConfig) (kpi.Source, error) {
-	m, err := collector.NewMapper(cc, cfg.Catalogue, cfg.EffectiveMaxSeries(cc))
-	if err != nil {
-		return nil, err
-	}
-	sc := cfg.SourceByName(cc.Source)
-	switch sc.Type {
-	case config.SourceFile:
-		return collector.NewFileSource(cc, sc, m)
-	case config.SourceHTTP:
-		return collector.NewHTTPSource(cc, sc, m)
-	}
-	return nil, fmt.Errorf("source type %s", sc.Type)
+	return collector.NewSources(cfg).Source(cc)
 }
 
 // obsKey names an observation: KPI, labels and year.

@@ -45,7 +45,8 @@ type FileSource struct {
 var _ kpi.Source = (*FileSource)(nil)
 
 // NewFileSource returns the source of collector cc, reading the file source
-// src and mapping its rows with m. It does not touch the folder: a folder
+// src and mapping its rows with m; both have been validated by package
+// config. It does not touch the folder: a folder
 // that is not there yet fails the collector's runs, not the daemon's start.
 func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapper) (*FileSource, error) {
 	switch {
@@ -53,10 +54,8 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		return nil, errors.New("file source: no collector, source or mapper")
 	case src.Type != config.SourceFile:
 		return nil, fmt.Errorf("collector %q: source %q is a %s source, not a file source", cc.Name, src.Name, src.Type)
-	case src.Directory == "":
-		return nil, fmt.Errorf("collector %q: source %q has no directory", cc.Name, src.Name)
-	case cc.File == nil || (cc.File.Path == "") == (cc.File.Glob == ""):
-		return nil, fmt.Errorf("collector %q: file: give path or glob", cc.Name)
+	case cc.File == nil:
+		return nil, fmt.Errorf("collector %q: no file to read", cc.Name)
 	}
 	s := &FileSource{
 		collector:  cc.Name,
@@ -69,16 +68,7 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		mapper:     m,
 		truncation: cc.EffectiveTruncation(),
 	}
-	if s.input.Format != config.FormatCSV && s.input.Format != config.FormatXLSX {
-		return nil, fmt.Errorf("collector %q: file: format %q is not csv or xlsx", cc.Name, s.input.Format)
-	}
-	if s.input.NamePattern != "" {
-		re, err := regexp.Compile(s.input.NamePattern)
-		if err != nil {
-			return nil, fmt.Errorf("collector %q: file.name_pattern: %w", cc.Name, err)
-		}
-		s.namePattern = re
-	}
+	s.namePattern = s.input.NameRegexp
 	if cc.Benchmark != nil {
 		s.bench = newBenchmark(cc.Benchmark)
 	}

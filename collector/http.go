@@ -99,20 +99,14 @@ func NewHTTPSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 	}
 	s.headers.Set("User-Agent", UserAgent)
 	if s.format == config.FormatJSON {
-		if s.rows, err = config.ParseJSONPath(h.Rows, false); err != nil {
-			return nil, fmt.Errorf("collector %q: http.rows: %w", cc.Name, err)
-		}
-		names := make([]string, 0, len(h.Fields))
-		for name := range h.Fields {
+		s.rows = h.RowsPath
+		names := make([]string, 0, len(h.FieldPaths))
+		for name := range h.FieldPaths {
 			names = append(names, name)
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			p, err := config.ParseJSONPath(h.Fields[name], true)
-			if err != nil {
-				return nil, fmt.Errorf("collector %q: http.fields.%s: %w", cc.Name, name, err)
-			}
-			s.fields = append(s.fields, jsonField{name: name, path: p})
+			s.fields = append(s.fields, jsonField{name: name, path: h.FieldPaths[name]})
 		}
 	}
 	hc := promconfig.DefaultHTTPClientConfig

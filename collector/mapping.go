@@ -82,9 +82,11 @@ type periodKey struct {
 	nsec   int32
 }
 
-// NewMapper resolves cc's metric mappings against the catalogue. Every KPI
-// must exist in cat and every one of its labels must be given exactly once,
-// by a column or a static value. maxSeries bounds the series one run may
+// NewMapper resolves cc's metric mappings against the catalogue. cc has been
+// loaded and validated by package config, which checked every rule of a
+// mapping (each KPI label given once, by a column or a static value; a value
+// column or a parsed expression) and parsed its expressions and period
+// format: NewMapper trusts it. maxSeries bounds the series one run may
 // produce (design decision 8: a collector that would create more fails).
 func NewMapper(cc *config.CollectorConfig, cat kpi.Catalogue, maxSeries int) (*Mapper, error) {
 	if cc == nil {
@@ -100,13 +102,7 @@ func NewMapper(cc *config.CollectorConfig, cat kpi.Catalogue, maxSeries int) (*M
 		collector:    cc.Name,
 		maxSeries:    maxSeries,
 		periodColumn: cc.PeriodColumn,
-	}
-	if cc.PeriodFormat != "" || cc.PeriodDay != "" {
-		spec, err := config.ParsePeriod(cc.PeriodFormat, cc.PeriodDay)
-		if err != nil {
-			return nil, fmt.Errorf("collector %q: %w", cc.Name, err)
-		}
-		m.period = spec
+		period:       cc.Period,
 	}
 	for i, mm := range cc.Metrics {
 		path := fmt.Sprintf("metrics[%d]", i)
@@ -123,53 +119,17 @@ func NewMapper(cc *config.CollectorConfig, cat kpi.Catalogue, maxSeries int) (*M
 			static:       make([]string, len(k.Labels)),
 			percent:      mm.Percent,
 		}
-		switch {
-		case mm.ValueColumn != "" && mm.ValueExpression != "":
-			return nil, fmt.Errorf("collector %q: %s: give value_column or value_expression, not both", cc.Name, path)
-		case mm.ValueExpression != "":
-			e, err := config.ParseExpression(mm.ValueExpression)
-			if err != nil {
-				return nil, fmt.Errorf("collector %q: %s.value_expression: %w", cc.Name, path, err)
-			}
-			if mm.Percent || len(mm.ValueMap) > 0 {
-				return nil, fmt.Errorf("collector %q: %s: percent and value_map are for value_column, not value_expression", cc.Name, path)
-			}
-			mp.expr, mp.exprColumns = e, e.Columns()
-		case mm.ValueColumn == "":
-			return nil, fmt.Errorf("collector %q: %s.value_column is required", cc.Name, path)
+		if mm.Expression != nil {
+			mp.expr, mp.exprColumns = mm.Expression, mm.Expression.Columns()
 		}
 		if len(mm.ValueMap) > 0 {
 			mp.valueMap = newValueMap(mm.ValueMap)
 		}
 		for j, label := range k.Labels {
-			col, fromColumn := mm.Labels[label]
-			val, fromStatic := mm.StaticLabels[label]
-			switch {
-			case fromColumn && fromStatic:
-				return nil, fmt.Errorf("collector %q: %s: label %q of KPI %q is given both in labels and in static_labels", cc.Name, path, label, k.Name)
-			case fromColumn:
-				if col == "" {
-					return nil, fmt.Errorf("collector %q: %s.labels.%s: the column name is empty", cc.Name, path, label)
-				}
+			if col, ok := mm.Labels[label]; ok {
 				mp.labelColumns[j] = col
-			case fromStatic:
-				if val == "" {
-					return nil, fmt.Errorf("collector %q: %s.static_labels.%s: the value is empty", cc.Name, path, label)
-				}
-				mp.static[j] = val
-			default:
-				return nil, fmt.Errorf("collector %q: %s: label %q of KPI %q is given neither in labels nor in static_labels", cc.Name, path, label, k.Name)
-			}
-		}
-		for _, field := range []struct {
-			name string
-			m    map[string]string
-		}{{"labels", mm.Labels}, {"static_labels", mm.StaticLabels}} {
-			for label := range field.m {
-				if k.LabelIndex(label) < 0 {
-					return nil, fmt.Errorf("collector %q: %s.%s: KPI %q has no label %q (its labels: %s)",
-						cc.Name, path, field.name, k.Name, label, strings.Join(k.Labels, ", "))
-				}
+			} else {
+				mp.static[j] = mm.StaticLabels[label]
 			}
 		}
 		m.metrics = append(m.metrics, mp)

@@ -3,6 +3,7 @@ package collector_test
 import (
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,48 @@ func TestSQLServerSourceThatIsDown(t *testing.T) {
 	_, err = collect(t, s, 5*time.Second)
 	if err == nil || !collector.IsPermanent(err) || !strings.Contains(err.Error(), `collector "caseload": source "warehouse": query: give one statement`) {
 		t.Fatalf("Collect = %v, want a permanent refusal of the second statement", err)
+	}
+}
+
+// The factory builds every kind of source from a loaded config, one pool
+// per SQL source shared by its collectors, and closes what it opened.
+func TestSourcesBuildsEveryKindAndClosesItsPools(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CW_TEST_WAREHOUSE_DSN", "sqlserver://carewatch:s3cr3t@"+closedPort(t)+"?database=cms")
+	t.Setenv("CW_TEST_HR_DSN", "carewatch:s3cr3t@tcp("+closedPort(t)+")/hr")
+	text := `
+kpis: [{name: caseload_average, help: h, direction: lower_is_better, labels: [team]}]
+sources:
+  - {name: warehouse, type: sqlserver, dsn_env: CW_TEST_WAREHOUSE_DSN}
+  - {name: hr, type: mariadb, dsn_env: CW_TEST_HR_DSN}
+  - {name: files, type: file, directory: ` + dir + `}
+  - {name: api, type: http, base_url: "http://` + closedPort(t) + `/"}
+collectors:
+  - {name: a, source: warehouse, schedule: "@daily", query: "SELECT 1 AS v, 'x' AS team", metrics: [{kpi: caseload_average, value_column: v, labels: {team: team}}]}
+  - {name: b, source: warehouse, schedule: "@daily", query: "SELECT 2 AS v, 'x' AS team", metrics: [{kpi: caseload_average, value_column: v, labels: {team: team}}]}
+  - {name: c, source: hr, schedule: "@daily", query: "SELECT 3 AS v, 'x' AS team", metrics: [{kpi: caseload_average, value_column: v, labels: {team: team}}]}
+  - {name: d, source: files, schedule: "@daily", file: {path: a.csv}, metrics: [{kpi: caseload_average, value_column: v, labels: {team: team}}]}
+  - {name: e, source: api, schedule: "@daily", http: {url: /x, rows: "$[*]"}, metrics: [{kpi: caseload_average, value_column: v, labels: {team: team}}]}
+`
+	cfg, err := config.Parse([]byte(text), filepath.Join(dir, "c.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := collector.NewSources(cfg)
+	for i := range cfg.Collectors {
+		s, err := sources.Source(&cfg.Collectors[i])
+		if err != nil {
+			t.Fatalf("collector %s: %v", cfg.Collectors[i].Name, err)
+		}
+		if name, _ := s.Describe(); name != cfg.Collectors[i].Source {
+			t.Errorf("collector %s: source %q", cfg.Collectors[i].Name, name)
+		}
+	}
+	if err := sources.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	t.Setenv("CW_TEST_HR_DSN", "")
+	if _, err := collector.NewSources(cfg).Source(&cfg.Collectors[2]); err == nil || !strings.Contains(err.Error(), `collector "c": source "hr": environment variable CW_TEST_HR_DSN is not set`) {
+		t.Errorf("a missing DSN: %v", err)
 	}
 }

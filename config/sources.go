@@ -425,6 +425,8 @@ func (v *validator) fileInput(p string, cc *CollectorConfig) {
 			v.addf(fp+".name_pattern", "is not a valid regular expression: %v", err)
 		case !hasNamedGroup(re):
 			v.addf(fp+".name_pattern", "has no named group such as (?P<period>\\d{4}-\\d{2}): its named groups are the columns it adds")
+		default:
+			f.NameRegexp = re
 		}
 	}
 	if f.Format == "" {
@@ -569,9 +571,12 @@ func (v *validator) httpInput(p string, cc *CollectorConfig, src *SourceConfig) 
 	case FormatJSON:
 		if h.Rows == "" {
 			v.addf(hp+".rows", "is required for a JSON answer: the path to its rows, e.g. $.data[*]")
-		} else if _, err := ParseJSONPath(h.Rows, false); err != nil {
+		} else if rp, err := ParseJSONPath(h.Rows, false); err != nil {
 			v.addf(hp+".rows", "%v", err)
+		} else {
+			h.RowsPath = rp
 		}
+		h.FieldPaths = map[string]*JSONPath{}
 		for _, col := range sortedKeys(h.Fields) {
 			if strings.TrimSpace(col) == "" {
 				v.addf(hp+".fields", "a column name is empty")
@@ -580,6 +585,8 @@ func (v *validator) httpInput(p string, cc *CollectorConfig, src *SourceConfig) 
 				v.addf(hp+".fields."+col, "%v", err)
 			} else if fp.Wildcards() {
 				v.addf(hp+".fields."+col, "a field's path leads to one value: no [*] or .* (those are for the rows path)")
+			} else {
+				h.FieldPaths[col] = fp
 			}
 		}
 		for _, k := range []keyCheck{{"encoding", h.Encoding != ""}, {"delimiter", h.Delimiter != ""}, {"sheet", h.Sheet != ""}, {"header_row", h.HeaderRow != 0}} {
@@ -635,7 +642,9 @@ func (v *validator) period(p string, cc *CollectorConfig) {
 	if !hasColumn {
 		v.addf(p+".period_format", "needs period_column: without it the period is the run's date")
 	}
-	if _, err := ParsePeriod(cc.PeriodFormat, cc.PeriodDay); err != nil {
+	spec, err := ParsePeriod(cc.PeriodFormat, cc.PeriodDay)
+	cc.Period = spec
+	if err != nil {
 		key, msg := ".period_format", err.Error()
 		if strings.HasPrefix(msg, "period_day") {
 			key = ".period_day"
@@ -654,8 +663,10 @@ func (v *validator) mapping(p string, m *MetricMapping, cat kpi.Catalogue) {
 	case m.ValueColumn != "" && m.ValueExpression != "":
 		v.addf(p+".value_expression", "give value_column or value_expression, not both")
 	case m.ValueExpression != "":
-		if _, err := ParseExpression(m.ValueExpression); err != nil {
+		if e, err := ParseExpression(m.ValueExpression); err != nil {
 			v.addf(p+".value_expression", "%v", err)
+		} else {
+			m.Expression = e
 		}
 		if m.Percent {
 			v.addf(p+".percent", "is for value_column: in an expression, divide by 100")
@@ -702,6 +713,9 @@ func (v *validator) mapping(p string, m *MetricMapping, cat kpi.Catalogue) {
 		}
 	}
 	for _, l := range sortedKeys(m.StaticLabels) {
+		if strings.TrimSpace(m.StaticLabels[l]) == "" {
+			v.addf(p+".static_labels."+l, "is empty: a label value cannot be")
+		}
 		if k.LabelIndex(l) < 0 {
 			v.addf(p+".static_labels", "label %q is not one of KPI %s's labels %v", l, k.Name, k.Labels)
 		}

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"regexp"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
@@ -210,6 +211,9 @@ type CollectorConfig struct {
 
 	// ParsedSchedule is Schedule, parsed by Load.
 	ParsedSchedule cron.Schedule `yaml:"-"`
+	// Period is PeriodFormat with PeriodDay, parsed by Load; nil without a
+	// period_format.
+	Period *PeriodSpec `yaml:"-"`
 }
 
 // TableOptions say how to read a table out of a file or an HTTP answer.
@@ -251,7 +255,9 @@ type FileInput struct {
 	// NamePattern is a regular expression matched against each file's name;
 	// its named groups, such as (?P<month>\d{4}-\d{2}), become columns of the
 	// file's rows, so that a period or a label can come from the name.
-	NamePattern  string `yaml:"name_pattern"`
+	NamePattern string `yaml:"name_pattern"`
+	// NameRegexp is NamePattern, compiled by Load.
+	NameRegexp   *regexp.Regexp `yaml:"-"`
 	TableOptions `yaml:",inline"`
 }
 
@@ -274,7 +280,10 @@ type HTTPInput struct {
 	Fields map[string]string `yaml:"fields"`
 	// Table names the table a query reads the answer's rows from;
 	// DefaultHTTPTable by default.
-	Table        string `yaml:"table"`
+	Table string `yaml:"table"`
+	// RowsPath and FieldPaths are Rows and Fields, parsed by Load.
+	RowsPath     *JSONPath            `yaml:"-"`
+	FieldPaths   map[string]*JSONPath `yaml:"-"`
 	TableOptions `yaml:",inline"`
 }
 
@@ -318,6 +327,8 @@ type MetricMapping struct {
 	// and brackets, e.g. vacancy_fte / (vacancy_fte + inpost_fte). A missing
 	// operand or a division by zero makes the value missing.
 	ValueExpression string `yaml:"value_expression"`
+	// Expression is ValueExpression, parsed by Load.
+	Expression *Expr `yaml:"-"`
 	// Percent says the value column holds percentages (14.2 or 14.2%), to be
 	// stored as the 0-1 ratio (0.142). A cell written with % is a percentage
 	// whatever this says.

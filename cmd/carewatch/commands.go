@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
@@ -45,15 +43,11 @@ func runCheck(ctx context.Context, file string, connect bool, out io.Writer) err
 		}
 		fmt.Fprintf(out, "source %q: reachable\n", sc.Name)
 	}
-	dbs := map[string]*sqlx.DB{}
-	defer func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}()
+	sources := collector.NewSources(cfg)
+	defer sources.Close()
 	for i := range cfg.Collectors {
 		cc := &cfg.Collectors[i]
-		n, err := dryRun(ctx, cfg, cc, dbs)
+		n, err := dryRun(ctx, cfg, cc, sources)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("collector %q: dry run: %v", cc.Name, err))
 			continue
@@ -87,13 +81,10 @@ func checkStore(ctx context.Context, cfg *config.Config, out io.Writer) error {
 
 // dryRun runs one collector, checks included, and stores nothing; it
 // returns how many observations the run would store.
-func dryRun(ctx context.Context, cfg *config.Config, cc *config.CollectorConfig, dbs map[string]*sqlx.DB) (int, error) {
-	src, err := newSource(cfg, cc, dbs)
+func dryRun(ctx context.Context, cfg *config.Config, cc *config.CollectorConfig, sources *collector.Sources) (int, error) {
+	src, err := sources.Source(cc)
 	if err != nil {
 		return 0, err
-	}
-	if c, ok := src.(io.Closer); ok {
-		defer c.Close()
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.EffectiveTimeout(cc))
 	defer cancel()
@@ -138,13 +129,9 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 		}
 		return fmt.Errorf("no collector %q in %s (collectors: %s)", name, file, strings.Join(names, ", "))
 	}
-	dbs := map[string]*sqlx.DB{}
-	defer func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}()
-	src, err := newSource(cfg, cc, dbs)
+	sources := collector.NewSources(cfg)
+	defer sources.Close()
+	src, err := sources.Source(cc)
 	if err != nil {
 		return err
 	}

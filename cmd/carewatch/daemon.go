@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -64,8 +62,9 @@ type daemon struct {
 // generation is one loaded configuration with its sources and scheduler;
 // a reload replaces the whole generation.
 type generation struct {
-	cfg       *config.Config
-	dbs       map[string]*sqlx.DB
+	cfg *config.Config
+	// factory built the sources and owns their connection pools.
+	factory   *collector.Sources
 	scheduler *collector.Scheduler
 	sources   map[string]*runner
 }
@@ -259,7 +258,7 @@ func (d *daemon) shutdownTimeout() time.Duration {
 // it does not start it. Collectors run on start only at the daemon's first
 // start: a reload that changes a threshold must not query every source again.
 func (d *daemon) newGeneration(ctx context.Context, cfg *config.Config, first bool) (*generation, error) {
-	gen := &generation{cfg: cfg, dbs: map[string]*sqlx.DB{}, sources: map[string]*runner{}}
+	gen := &generation{cfg: cfg, factory: collector.NewSources(cfg), sources: map[string]*runner{}}
 	jobs := make([]collector.Job, 0, len(cfg.Collectors))
 	for i := range cfg.Collectors {
 		cc := &cfg.Collectors[i]
@@ -290,15 +289,7 @@ func (g *generation) stop(ctx context.Context) error {
 }
 
 func (g *generation) closeSources() {
-	for _, db := range g.dbs {
-		db.Close()
-	}
-	// HTTP sources hold idle connections of their own.
-	for _, r := range g.sources {
-		if c, ok := r.src.(io.Closer); ok {
-			c.Close()
-		}
-	}
+	_ = g.factory.Close()
 }
 
 // reload loads the configuration file again. A bad file, or one whose

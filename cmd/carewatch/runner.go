@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
@@ -20,7 +18,7 @@ type runner struct {
 	d        *daemon
 	cfg      *config.Config
 	cc       *config.CollectorConfig
-	src      source
+	src      collector.Source
 	checks   *collector.Checks
 	describe struct{ source, query string }
 	// reads is what the last attempt of the current run read.
@@ -37,64 +35,13 @@ type runner struct {
 var errLockedElsewhere = fmt.Errorf("another carewatch replica is running this collector: %w", collector.ErrSkipped)
 
 func (d *daemon) newRunner(gen *generation, cc *config.CollectorConfig) (*runner, error) {
-	src, err := newSource(gen.cfg, cc, gen.dbs)
+	src, err := gen.factory.Source(cc)
 	if err != nil {
 		return nil, err
 	}
 	r := &runner{d: d, cfg: gen.cfg, cc: cc, src: src, checks: newChecks(gen.cfg, cc), logger: d.logger.With("collector", cc.Name)}
 	r.describe.source, r.describe.query = src.Describe()
 	return r, nil
-}
-
-// source is what a runner needs of a collector's source: the observations
-// of a run, and what to record of where they came from.
-type source interface {
-	kpi.Source
-	// Describe returns the source's name and what was asked of it (a query,
-	// a file, a request).
-	Describe() (source, query string)
-}
-
-// newSource builds a collector's source for its source's type, sharing one
-// connection pool per configured SQL source through dbs. Nothing is reached
-// yet: a database, folder or API that is down fails its collector's runs,
-// not the daemon's start.
-func newSource(cfg *config.Config, cc *config.CollectorConfig, dbs map[string]*sqlx.DB) (source, error) {
-	sc := cfg.SourceByName(cc.Source)
-	if sc == nil {
-		return nil, fmt.Errorf("collector %q: source %q is not defined", cc.Name, cc.Source)
-	}
-	m, err := collector.NewMapper(cc, cfg.Catalogue, cfg.EffectiveMaxSeries(cc))
-	if err != nil {
-		return nil, err
-	}
-	// Each case returns a nil interface on error, never a typed nil.
-	switch sc.Type {
-	case config.SourceFile:
-		s, err := collector.NewFileSource(cc, sc, m)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	case config.SourceHTTP:
-		s, err := collector.NewHTTPSource(cc, sc, m)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	db := dbs[sc.Name]
-	if db == nil {
-		dsn, err := sc.DSN()
-		if err != nil {
-			return nil, fmt.Errorf("collector %q: %w", cc.Name, err)
-		}
-		if db, err = collector.OpenSQL(sc, dsn); err != nil {
-			return nil, fmt.Errorf("collector %q: %w", cc.Name, err)
-		}
-		dbs[sc.Name] = db
-	}
-	return collector.NewSQLSource(cc.Name, cc, sc, db, m), nil
 }
 
 // newChecks returns collector cc's checks.
