@@ -27,10 +27,11 @@ import (
 
 	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/internal/debian"
+	"github.com/carewatch/carewatch/mariadblocal/mdbtest"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(mdbtest.Main(func() int { return pgtest.Main(m) })) }
 
 const demoConfig = "../../examples/demo/carewatch.yml"
 
