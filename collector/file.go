@@ -16,6 +16,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
@@ -38,7 +40,12 @@ type FileSource struct {
 	query       string
 	mapper      *Mapper
 	truncation  kpi.Action
-	// findings are the warnings of the latest run's file checks.
+	// periodColumn is the collector's period column, which a backfill
+	// looks for among the name pattern's groups.
+	periodColumn string
+
+	// mu guards findings, the warnings of the latest run's file checks.
+	mu       sync.Mutex
 	findings []kpi.CheckFailure
 }
 
@@ -58,15 +65,16 @@ func NewFileSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 		return nil, fmt.Errorf("collector %q: no file to read", cc.Name)
 	}
 	s := &FileSource{
-		collector:  cc.Name,
-		source:     src.Name,
-		dir:        src.Directory,
-		maxSize:    src.EffectiveMaxFileSize(),
-		input:      *cc.File,
-		filters:    newFilters(cc.Filters),
-		query:      cc.Query,
-		mapper:     m,
-		truncation: cc.EffectiveTruncation(),
+		collector:    cc.Name,
+		source:       src.Name,
+		dir:          src.Directory,
+		maxSize:      src.EffectiveMaxFileSize(),
+		input:        *cc.File,
+		filters:      newFilters(cc.Filters),
+		query:        cc.Query,
+		mapper:       m,
+		truncation:   cc.EffectiveTruncation(),
+		periodColumn: cc.PeriodColumn,
 	}
 	s.namePattern = s.input.NameRegexp
 	if cc.Benchmark != nil {
@@ -98,7 +106,9 @@ func (s *FileSource) Describe() (source, query string) {
 // at once with a Permanent error naming the file, the row and the cause;
 // a folder or a file that is not there yet may be retried.
 func (s *FileSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
+	s.mu.Lock()
 	s.findings = nil
+	s.mu.Unlock()
 	obs, err := s.collect(ctx, run)
 	if err != nil {
 		if CheckFailures(err) != nil {
@@ -112,6 +122,8 @@ func (s *FileSource) Collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 // Findings returns the file checks the latest run failed with a warning
 // (a rejection is Collect's error).
 func (s *FileSource) Findings() []kpi.CheckFailure {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return slices.Clone(s.findings)
 }
 
@@ -139,7 +151,9 @@ func (s *FileSource) checkTruncation(name string, data []byte, t *table) error {
 	if s.truncation == kpi.Reject {
 		return Rejected([]kpi.CheckFailure{f})
 	}
+	s.mu.Lock()
 	s.findings = append(s.findings, f)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -149,7 +163,7 @@ func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 		return nil, fmt.Errorf("directory %s: %w", s.dir, err)
 	}
 	defer func() { _ = root.Close() }()
-	names, err := s.files(root)
+	names, err := s.files(root, run)
 	if err != nil {
 		return nil, err
 	}
@@ -203,9 +217,12 @@ func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observ
 }
 
 // files lists the files a run reads, relative to the folder.
-func (s *FileSource) files(root *os.Root) ([]string, error) {
+func (s *FileSource) files(root *os.Root, run kpi.RunInfo) ([]string, error) {
 	if s.input.Path != "" {
 		return []string{s.input.Path}, nil
+	}
+	if run.Backfill() {
+		return s.backfillFiles(root, run)
 	}
 	matches, err := fs.Glob(root.FS(), s.input.Glob)
 	if err != nil {
@@ -241,6 +258,44 @@ func (s *FileSource) files(root *os.Root) ([]string, error) {
 		}
 	}
 	return []string{newest.name}, nil
+}
+
+// backfillFiles lists the files of a glob whose name-pattern period falls
+// within the backfill's range: file.name_pattern must have a group named
+// as the collector's period_column, e.g. (?P<month>\d{4}-\d{2}).
+func (s *FileSource) backfillFiles(root *os.Root, run kpi.RunInfo) ([]string, error) {
+	group := -1
+	if s.namePattern != nil && s.periodColumn != "" {
+		group = s.namePattern.SubexpIndex(s.periodColumn)
+	}
+	if group < 0 {
+		return nil, Permanent(fmt.Errorf("collector %q: a backfill takes the files whose name says their period: give file.name_pattern a group named as period_column (%q), e.g. (?P<%s>\\d{4}-\\d{2})",
+			s.collector, s.periodColumn, firstNonEmpty(s.periodColumn, "month")))
+	}
+	matches, err := fs.Glob(root.FS(), s.input.Glob)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("glob %q: %w", s.input.Glob, err))
+	}
+	var names []string
+	for _, m := range matches {
+		sub := s.namePattern.FindStringSubmatch(path.Base(m))
+		if sub == nil {
+			continue
+		}
+		p, err := s.mapper.periodOf(sub[group], run.Location)
+		if err != nil || p.Before(run.PeriodStart) || p.After(run.PeriodEnd) {
+			continue
+		}
+		if info, err := root.Stat(filepath.FromSlash(m)); err == nil && info.Mode().IsRegular() {
+			names = append(names, m)
+		}
+	}
+	if len(names) == 0 {
+		return nil, Permanent(fmt.Errorf("no file in %s matching %q has a period from %s to %s in its name", s.dir, s.input.Glob,
+			run.PeriodStart.Format(time.DateOnly), run.PeriodEnd.Format(time.DateOnly)))
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // readFile reads one file of the folder as a table, or as one table for

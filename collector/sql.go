@@ -139,9 +139,13 @@ func openSQL(src *config.SourceConfig, dsn string) (*sqlx.DB, string, error) {
 // SQLSource is a collector's query on a SQL source. It implements
 // kpi.Source.
 type SQLSource struct {
-	collector        string
-	source           string
-	query            string
+	collector string
+	source    string
+	query     string
+	// bound is query with its named parameters in the dialect's form, and
+	// params their names in order.
+	bound            string
+	params           []string
 	statementTimeout time.Duration
 	dialect          *sqlDialect
 	db               *sqlx.DB
@@ -165,10 +169,13 @@ func NewSQLSource(name string, cc *config.CollectorConfig, src *config.SourceCon
 	if err != nil {
 		d = &postgresDialect
 	}
+	bound, params := bindPeriods(cc.Query, sqlx.BindType(d.driverName))
 	return &SQLSource{
 		collector:        name,
 		source:           src.Name,
 		query:            cc.Query,
+		bound:            bound,
+		params:           params,
 		statementTimeout: timeout,
 		dialect:          d,
 		db:               db,
@@ -226,12 +233,12 @@ func (s *SQLSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observa
 	// Preparing the query makes PostgreSQL and MySQL take it as a single
 	// statement: "COMMIT; INSERT ..." cannot slip out of the read-only
 	// transaction.
-	stmt, err := tx.PrepareContext(qctx, s.query)
+	stmt, err := tx.PrepareContext(qctx, s.bound)
 	if err != nil {
 		return nil, queryErr(qctx, err)
 	}
 	defer func() { _ = stmt.Close() }()
-	rows, err := stmt.QueryContext(qctx)
+	rows, err := stmt.QueryContext(qctx, periodArgs(s.params, run)...)
 	if err != nil {
 		return nil, queryErr(qctx, err)
 	}

@@ -20,6 +20,10 @@ type RunInfo struct {
 	// the date of At (in the collector's time zone) as the period.
 	At       time.Time
 	Location *time.Location
+	// PeriodStart and PeriodEnd bound the period a backfill run collects
+	// (carewatch collect NAME --from --to), both days included; they are
+	// zero for a scheduled run, whose source collects the current period.
+	PeriodStart, PeriodEnd time.Time
 	// Provenance, when not nil, receives what the run reads, as it reads it.
 	Provenance *Provenance
 }
@@ -72,6 +76,9 @@ func (p *Provenance) Reads() []Read {
 	defer p.mu.Unlock()
 	return slices.Clone(p.reads)
 }
+
+// Backfill reports whether the run collects past periods.
+func (r RunInfo) Backfill() bool { return !r.PeriodEnd.IsZero() }
 
 // Run is the record of one collector run, successful or not.
 type Run struct {

@@ -112,13 +112,62 @@ func pingSource(ctx context.Context, sc *config.SourceConfig) error {
 // runCollect runs one collector now, prints its observations and, unless
 // dryRun, stores them as a run.
 func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writer, logger *slog.Logger) error {
+	return runCollectWith(ctx, file, collectOptions{Name: name, DryRun: dryRun}, out, logger)
+}
+
+// collectOptions are what carewatch collect is asked.
+type collectOptions struct {
+	Name   string
+	DryRun bool
+	// From and To (YYYY-MM-DD) make the run a backfill of the periods
+	// between them; Every (day, week, month or year) splits a SQL
+	// collector's backfill into one run per period.
+	From, To, Every string
+}
+
+// backfillPeriods splits [from, to] into periods of one unit each, the first
+// and last cut to the range.
+func backfillPeriods(from, to time.Time, every string) ([][2]time.Time, error) {
+	if to.Before(from) {
+		return nil, fmt.Errorf("--to %s is before --from %s", to.Format(time.DateOnly), from.Format(time.DateOnly))
+	}
+	var next func(t time.Time) time.Time
+	switch every {
+	case "day":
+		next = func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	case "week":
+		next = func(t time.Time) time.Time { return t.AddDate(0, 0, 7) }
+	case "", "month":
+		next = func(t time.Time) time.Time { return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, t.Location()) }
+	case "year":
+		next = func(t time.Time) time.Time { return time.Date(t.Year()+1, 1, 1, 0, 0, 0, 0, t.Location()) }
+	default:
+		return nil, fmt.Errorf("--every %q is not one of day, week, month, year", every)
+	}
+	var out [][2]time.Time
+	for start := from; !start.After(to); start = next(start) {
+		end := next(start).AddDate(0, 0, -1)
+		if end.After(to) {
+			end = to
+		}
+		out = append(out, [2]time.Time{start, end})
+		if len(out) > 10000 {
+			return nil, errors.New("a backfill of more than 10,000 periods: choose a longer --every or a shorter range")
+		}
+	}
+	return out, nil
+}
+
+// runCollectWith runs one collector now, or a backfill of past periods,
+// prints the observations and, unless o.DryRun, stores each run.
+func runCollectWith(ctx context.Context, file string, o collectOptions, out io.Writer, logger *slog.Logger) error {
 	cfg, err := loadConfig(file)
 	if err != nil {
 		return err
 	}
 	var cc *config.CollectorConfig
 	for i := range cfg.Collectors {
-		if cfg.Collectors[i].Name == name {
+		if cfg.Collectors[i].Name == o.Name {
 			cc = &cfg.Collectors[i]
 		}
 	}
@@ -127,7 +176,37 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 		for i := range cfg.Collectors {
 			names[i] = cfg.Collectors[i].Name
 		}
-		return fmt.Errorf("no collector %q in %s (collectors: %s)", name, file, strings.Join(names, ", "))
+		return fmt.Errorf("no collector %q in %s (collectors: %s)", o.Name, file, strings.Join(names, ", "))
+	}
+	// One run, or one per period of a backfill.
+	periods := [][2]time.Time{{}}
+	if o.From != "" || o.To != "" {
+		if o.From == "" || o.To == "" {
+			return errors.New("a backfill needs both --from and --to")
+		}
+		from, err := parseDate("from", o.From, cfg.Location, false)
+		if err != nil {
+			return err
+		}
+		to, err := parseDate("to", o.To, cfg.Location, false)
+		if err != nil {
+			return err
+		}
+		switch sc := cfg.SourceByName(cc.Source); {
+		case sc == nil:
+		case sc.Type == config.SourceHTTP:
+			return fmt.Errorf("collector %q reads an HTTP API, which carewatch cannot ask for past periods: backfill SQL and file collectors", cc.Name)
+		case sc.Type == config.SourceFile:
+			periods = [][2]time.Time{{from, to}}
+		default:
+			if !collector.UsesPeriods(cc.Query) {
+				return fmt.Errorf("collector %q: its query uses neither :%s nor :%s, so it would collect the current period, not past ones; see the README's Backfill",
+					cc.Name, collector.ParamPeriodStart, collector.ParamPeriodEnd)
+			}
+			if periods, err = backfillPeriods(from, to, o.Every); err != nil {
+				return err
+			}
+		}
 	}
 	sources := collector.NewSources(cfg)
 	defer sources.Close()
@@ -135,65 +214,93 @@ func runCollect(ctx context.Context, file, name string, dryRun bool, out io.Writ
 	if err != nil {
 		return err
 	}
-	checks := newChecks(cfg, cc)
-	var st *store.Store
-	if !dryRun {
-		if st, err = openStore(ctx, cfg, logger); err != nil {
+	c := &collection{cfg: cfg, cc: cc, src: src, checks: newChecks(cfg, cc), dryRun: o.DryRun, out: out}
+	if !o.DryRun {
+		if c.st, err = openStore(ctx, cfg, logger); err != nil {
 			return err
 		}
-		defer st.Close()
+		defer c.st.Close()
+		// Only KPIs the store has never seen are added: collect, with
+		// whatever configuration, changes neither the daemon's definitions
+		// nor which KPIs it considers retired.
+		if err := c.st.AddToCatalogue(ctx, cfg.Catalogue); err != nil {
+			return err
+		}
 	}
+	for _, p := range periods {
+		if err := c.run(ctx, p[0], p[1]); err != nil {
+			if p[1].IsZero() {
+				return err
+			}
+			return fmt.Errorf("backfill of %s to %s: %w", p[0].Format(time.DateOnly), p[1].Format(time.DateOnly), err)
+		}
+	}
+	return nil
+}
+
+// collection is one carewatch collect command's collector.
+type collection struct {
+	cfg    *config.Config
+	cc     *config.CollectorConfig
+	src    source
+	checks *collector.Checks
+	st     *store.Store
+	dryRun bool
+	out    io.Writer
+}
+
+// run collects one run (of the periods from to to, in a backfill), checks
+// it, prints it and stores it.
+func (c *collection) run(ctx context.Context, from, to time.Time) error {
 	// A dry run reads no history: the checks against the last good run
 	// and the previous period are left out.
 	var history collector.History
-	if st != nil {
-		history = st
+	if c.st != nil {
+		history = c.st
 	}
-	cctx, cancel := context.WithTimeout(ctx, cfg.EffectiveTimeout(cc))
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.EffectiveTimeout(c.cc))
 	defer cancel()
 	started := time.Now()
 	prov := &kpi.Provenance{}
-	obs, warnings, err := checks.Collect(cctx, src, kpi.RunInfo{Collector: cc.Name, At: started, Location: cfg.Location, Provenance: prov}, history)
-	source, query := src.Describe()
+	info := kpi.RunInfo{Collector: c.cc.Name, At: started, Location: c.cfg.Location, Provenance: prov, PeriodStart: from, PeriodEnd: to}
+	obs, warnings, err := c.checks.Collect(cctx, c.src, info, history)
+	source, query := c.src.Describe()
+	if info.Backfill() {
+		query += fmt.Sprintf("\n-- backfill: :%s = %s, :%s = %s", collector.ParamPeriodStart, from.Format(time.DateOnly), collector.ParamPeriodEnd, to.Format(time.DateOnly))
+	}
 	if err != nil {
-		if failures := collector.CheckFailures(err); failures != nil && st != nil {
-			run := kpi.Run{Collector: cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Err: err, Checks: failures}
-			if _, serr := st.SaveRun(ctx, run, nil); serr != nil {
+		if failures := collector.CheckFailures(err); failures != nil && c.st != nil {
+			run := kpi.Run{Collector: c.cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Err: err, Checks: failures}
+			if _, serr := c.st.SaveRun(ctx, run, nil); serr != nil {
 				return errors.Join(err, serr)
 			}
 		}
 		return err
 	}
-	printObservations(out, obs, cfg.Location)
+	printObservations(c.out, obs, c.cfg.Location)
 	for _, r := range prov.Reads() {
-		printRead(out, r)
+		printRead(c.out, r)
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(out, "warning: %s\n", w.Message)
+		fmt.Fprintf(c.out, "warning: %s\n", w.Message)
 	}
-	if dryRun {
-		fmt.Fprintf(out, "%d observations (dry run: nothing stored)\n", len(obs))
+	if c.dryRun {
+		fmt.Fprintf(c.out, "%d observations (dry run: nothing stored)\n", len(obs))
 		return nil
 	}
-	// Only KPIs the store has never seen are added: collect, with whatever
-	// configuration, changes neither the daemon's definitions nor which
-	// KPIs it considers retired.
-	if err := st.AddToCatalogue(ctx, cfg.Catalogue); err != nil {
-		return err
-	}
-	release, ok, err := st.TryRunLock(ctx, cc.Name)
+	release, ok, err := c.st.TryRunLock(ctx, c.cc.Name)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("collector %q is running in a carewatch daemon now; nothing stored, try again when it has finished", cc.Name)
+		return fmt.Errorf("collector %q is running in a carewatch daemon now; nothing stored, try again when it has finished", c.cc.Name)
 	}
 	defer release()
-	res, err := st.SaveRun(ctx, kpi.Run{Collector: cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Checks: warnings}, obs)
+	res, err := c.st.SaveRun(ctx, kpi.Run{Collector: c.cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Checks: warnings}, obs)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "run %d stored: %d observations, %d new, %d revised, %d unchanged, %d status changes\n",
+	fmt.Fprintf(c.out, "run %d stored: %d observations, %d new, %d revised, %d unchanged, %d status changes\n",
 		res.RunID, res.Observations, res.Inserted, res.Revised, res.Unchanged, len(res.StatusChanges))
 	return nil
 }

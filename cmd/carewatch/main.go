@@ -57,6 +57,9 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	collectCmd := app.Command("collect", "Run one collector now and print its observations.")
 	collectName := collectCmd.Arg("name", "The collector to run.").Required().String()
 	collectDryRun := collectCmd.Flag("dry-run", "Print the observations without storing them.").Bool()
+	collectFrom := collectCmd.Flag("from", "Backfill: the first day of the periods to collect, as YYYY-MM-DD.").PlaceHolder("2025-04-01").String()
+	collectTo := collectCmd.Flag("to", "Backfill: the last day of the periods to collect, as YYYY-MM-DD.").PlaceHolder("2026-03-31").String()
+	collectEvery := collectCmd.Flag("every", "Backfill of a SQL collector: one run per day, week, month or year of the range.").Default("month").Enum("day", "week", "month", "year")
 
 	explainCmd := app.Command("explain", "Show where a stored value came from: its status, thresholds, run, source and revisions. Reads the store only.")
 	var explainOpts provenanceOptions
@@ -123,7 +126,7 @@ func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	case checkCmd.FullCommand():
 		err = runCheck(ctx, *configFile, *checkConnect, stdout)
 	case collectCmd.FullCommand():
-		err = runCollect(ctx, *configFile, *collectName, *collectDryRun, stdout, logger)
+		err = runCollectWith(ctx, *configFile, collectOptions{Name: *collectName, DryRun: *collectDryRun, From: *collectFrom, To: *collectTo, Every: *collectEvery}, stdout, logger)
 	case explainCmd.FullCommand():
 		err = runExplain(ctx, *configFile, explainOpts, stdout, logger)
 	case historyCmd.FullCommand():
