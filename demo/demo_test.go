@@ -420,6 +420,7 @@ type demoConfig struct {
 	} `yaml:"kpis"`
 	Collectors []struct {
 		Name         string `yaml:"name"`
+		Source       string `yaml:"source"`
 		Query        string `yaml:"query"`
 		PeriodColumn string `yaml:"period_column"`
 		Metrics      []struct {
@@ -476,14 +477,17 @@ func collect(t *testing.T, db *sqlx.DB, c demoConfig, today time.Time) demo.Figu
 	ctx := context.Background()
 	got := demo.Figures{}
 	for _, col := range c.Collectors {
-		if col.Query == "" {
-			continue // a file source's collector (the national statistics), not the demo council's warehouse
+		if col.Query == "" || col.Source != "cms" {
+			continue // a file source's collector (the national statistics, the statutory returns), not the demo council's warehouse
 		}
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := tx.QueryxContext(ctx, col.Query)
+		// On schedule carewatch gives a query's :period_start and
+		// :period_end NULL: the query collects the reporting date.
+		query := strings.NewReplacer(":period_start", "NULL", ":period_end", "NULL").Replace(col.Query)
+		rows, err := tx.QueryxContext(ctx, query)
 		if err != nil {
 			t.Fatalf("collector %s: %v", col.Name, err)
 		}
@@ -601,7 +605,7 @@ func TestCollectorQueriesGiveTheExpectedFigures(t *testing.T) {
 		fromFiles := map[string]bool{} // the national statistics: not the warehouse's
 		for _, col := range c.Collectors {
 			for _, m := range col.Metrics {
-				if col.Query == "" {
+				if col.Query == "" || col.Source != "cms" {
 					fromFiles[m.KPI] = true
 				}
 			}
