@@ -242,7 +242,7 @@ func runCollectWith(ctx context.Context, file string, o collectOptions, out io.W
 type collection struct {
 	cfg    *config.Config
 	cc     *config.CollectorConfig
-	src    source
+	src    collector.Source
 	checks *collector.Checks
 	st     *store.Store
 	dryRun bool
