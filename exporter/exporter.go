@@ -67,7 +67,7 @@ func (e *Exporter) Set(s *Snapshot) error {
 var ErrNoSnapshot = errors.New("exporter: no snapshot to update")
 
 // Update publishes what one run changed: series holds the latest states of
-// the series the run wrote (as kpi.Store's Latest would return them), and
+// the series the run wrote (as the store's Latest would return them), and
 // health the health of every collector. The current snapshot's other
 // series stay as they are, and only the parts of the exposition whose lines
 // changed are rendered again, so an update costs what the run changed, not

@@ -76,13 +76,3 @@ func (m *ReloadMetrics) Succeeded(at time.Time) {
 func (m *ReloadMetrics) Failed() {
 	m.successful.Set(0)
 }
-
-// Record records the outcome of a load at the given time: err is nil for a
-// success.
-func (m *ReloadMetrics) Record(at time.Time, err error) {
-	if err != nil {
-		m.Failed()
-		return
-	}
-	m.Succeeded(at)
-}

@@ -81,7 +81,6 @@ type Snapshot struct {
 	health    []kpi.CollectorHealth
 	collector collectorDescs
 	problems  []error
-	dropped   int
 	series    int
 }
 
@@ -155,7 +154,7 @@ func newCollectorDescs() collectorDescs {
 }
 
 // NewSnapshot builds a snapshot of the catalogue's KPIs from the latest series
-// states and collector health (as kpi.Store's Latest and Health return them).
+// states and collector health (as the store's Latest and Health return them).
 // It copies what it keeps, so the caller may reuse its slices.
 //
 // It trusts c's names: the configuration refuses a KPI whose names break
@@ -359,17 +358,12 @@ func (s *Snapshot) problem(err error) {
 	}
 }
 
-func (s *Snapshot) drop(err error) {
-	s.dropped++
-	s.problem(err)
-}
+// drop records a series state left out.
+func (s *Snapshot) drop(err error) { s.problem(err) }
 
 // Problems returns what NewSnapshot had to leave out and why (at most the
 // first 50 problems); nil when everything was exported.
 func (s *Snapshot) Problems() []error { return slices.Clone(s.problems) }
-
-// Dropped is the number of series states NewSnapshot left out.
-func (s *Snapshot) Dropped() int { return s.dropped }
 
 // Series is the number of KPI series in the snapshot.
 func (s *Snapshot) Series() int { return s.series }

@@ -50,7 +50,6 @@ func (s *Snapshot) with(series []kpi.SeriesState, health []kpi.CollectorHealth) 
 		kpis:      slices.Clone(s.kpis),
 		collector: s.collector,
 		problems:  slices.Clip(s.problems),
-		dropped:   s.dropped,
 		series:    s.series,
 	}
 	n.health = cleanHealth(health, n.problem)

@@ -166,18 +166,3 @@ type CollectorHealth struct {
 	// LastRunChecks are the checks the latest finished run failed.
 	LastRunChecks []CheckFailure
 }
-
-// Store is the system of record. Implementations must make SaveRun atomic
-// and idempotent: the run's record and all its observations are written in
-// one transaction; a (series, period) already stored with the same value is
-// left alone, and one stored with another value is kept as a revision.
-type Store interface {
-	// SaveRun records a run. A failed run (run.Err != nil) is recorded without
-	// observations and leaves every stored value as it was.
-	SaveRun(ctx context.Context, run Run, obs []Observation) (RunResult, error)
-	// Latest returns the latest period's value of every series of the
-	// catalogue's KPIs, with its status evaluated against the catalogue.
-	Latest(ctx context.Context, c Catalogue) ([]SeriesState, error)
-	// Health returns every collector's run history summary.
-	Health(ctx context.Context) ([]CollectorHealth, error)
-}

@@ -527,9 +527,6 @@ func (s *Server) DSN(dbname string) string {
 // Port returns the server's TCP port on 127.0.0.1.
 func (s *Server) Port() int { return s.port }
 
-// DataDir returns the server's absolute data directory.
-func (s *Server) DataDir() string { return s.dataDir }
-
 // CreateDatabase creates database name unless it exists already.
 func (s *Server) CreateDatabase(ctx context.Context, name string) error {
 	db, err := sql.Open("postgres", s.DSN("postgres"))

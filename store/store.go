@@ -1,7 +1,7 @@
 // Package store is carewatch's system of record: a PostgreSQL database that
 // keeps the KPI catalogue, every series and every observation with its
 // revisions, the record of every collector run, and each series' RAG status
-// with the history of its changes. It implements kpi.Store.
+// with the history of its changes.
 //
 // The tables are meant to be read directly by Grafana's PostgreSQL data
 // source: timestamps are timestamptz, numbers are double precision (NULL is
@@ -63,8 +63,7 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Store is the PostgreSQL implementation of kpi.Store. It is safe for
-// concurrent use.
+// Store is carewatch's PostgreSQL store. It is safe for concurrent use.
 type Store struct {
 	db *sqlx.DB
 	// lockDB opens the sessions that hold run locks. It keeps no idle
@@ -104,8 +103,6 @@ type Store struct {
 	// statusSeen is the ID of the last status event statuses reflects.
 	statusSeen int64
 }
-
-var _ kpi.Store = (*Store)(nil)
 
 // Open connects to the PostgreSQL database at dsn (a postgres:// URL or a
 // key=value connection string) and checks that it answers. It does not
