@@ -59,10 +59,11 @@ type Scheduler struct {
 	kill       context.Context
 	cancelKill context.CancelFunc
 
-	mu       sync.Mutex
-	cron     *cron.Cron
-	started  bool
-	stopping bool
+	mu        sync.Mutex
+	cron      *cron.Cron
+	started   bool
+	stopping  bool
+	startTime time.Time
 	// stopOnCancel unregisters Start's watch on its context.
 	stopOnCancel func() bool
 	inFlight     sync.WaitGroup
@@ -70,8 +71,63 @@ type Scheduler struct {
 
 type jobState struct {
 	Job
-	logger  *slog.Logger
-	running atomic.Bool
+	logger *slog.Logger
+	// running is shared with the same job of the scheduler this one took
+	// over from (TakeOver), so that a reload never overlaps two runs.
+	running *atomic.Bool
+
+	// entry is the job's cron entry, set by Start before the cron runs.
+	entry cron.EntryID
+
+	mu sync.Mutex
+	// lastTick is the schedule's latest tick that fired, or, before any,
+	// the instant from which this scheduler answers for the schedule.
+	lastTick time.Time
+}
+
+func (j *jobState) setLastTick(t time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if t.After(j.lastTick) {
+		j.lastTick = t
+	}
+}
+
+func (j *jobState) getLastTick() time.Time {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.lastTick
+}
+
+// tickKey carries a scheduled run's tick in its context.
+type tickKey struct{}
+
+// TickOf returns the scheduled instant a run is for: the tick of its
+// schedule that started it, the same on every replica. ok is false for a
+// run on start or on demand.
+func TickOf(ctx context.Context) (tick time.Time, ok bool) {
+	tick, ok = ctx.Value(tickKey{}).(time.Time)
+	return tick, ok
+}
+
+// alignedEvery is "@every d" with its ticks on the multiples of d counted
+// from a fixed instant, rather than from when the scheduler started: every
+// replica, and the scheduler a reload starts, tick at the same instants.
+type alignedEvery struct{ d time.Duration }
+
+func (a alignedEvery) Next(t time.Time) time.Time {
+	return t.Truncate(a.d).Add(a.d)
+}
+
+// aligned replaces an @every schedule by its aligned form.
+func aligned(s cron.Schedule) cron.Schedule {
+	if c, ok := s.(cron.ConstantDelaySchedule); ok && c.Delay > 0 {
+		return alignedEvery{c.Delay}
+	}
+	if c, ok := s.(*cron.ConstantDelaySchedule); ok && c != nil && c.Delay > 0 {
+		return alignedEvery{c.Delay}
+	}
+	return s
 }
 
 // NewScheduler returns a scheduler for jobs, whose cron schedules are read in
@@ -102,7 +158,10 @@ func NewScheduler(loc *time.Location, logger *slog.Logger, jobs []Job) *Schedule
 		if j.Timeout <= 0 {
 			j.Timeout = DefaultJobTimeout
 		}
-		s.jobs = append(s.jobs, &jobState{Job: j, logger: logger.With("collector", j.Name)})
+		if j.Schedule != nil {
+			j.Schedule = aligned(j.Schedule)
+		}
+		s.jobs = append(s.jobs, &jobState{Job: j, logger: logger.With("collector", j.Name), running: new(atomic.Bool)})
 	}
 	return s
 }
@@ -127,11 +186,28 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return fmt.Errorf("scheduler: not started: %w", ctx.Err())
 	}
 	s.started = true
+	s.startTime = time.Now()
 	base := context.WithoutCancel(ctx)
 	s.cron = cron.New(cron.WithLocation(s.loc), cron.WithLogger(cronLogger{s.logger}))
+	now := time.Now()
 	for _, j := range s.jobs {
-		if j.Schedule != nil {
-			s.cron.Schedule(j.Schedule, cron.FuncJob(func() { s.scheduled(base, j, "schedule") }))
+		if j.Schedule == nil {
+			continue
+		}
+		j.entry = s.cron.Schedule(j.Schedule, cron.FuncJob(func() {
+			// The entry's Prev is the tick that fired, whenever this
+			// goroutine gets to run.
+			tick := s.cron.Entry(j.entry).Prev
+			j.setLastTick(tick)
+			s.scheduled(context.WithValue(base, tickKey{}, tick), j, "schedule")
+		}))
+		// A tick that fell between the scheduler this one took over from
+		// and now is run at once: a reload loses no tick.
+		if from := j.getLastTick(); !from.IsZero() {
+			if tick := j.Schedule.Next(from.In(s.loc)); !tick.After(now) {
+				j.setLastTick(tick)
+				go s.scheduled(context.WithValue(base, tickKey{}, tick), j, "catch-up")
+			}
 		}
 	}
 	s.cron.Start()
@@ -144,6 +220,86 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	// kept alive by the daemon's long-lived context.
 	s.stopOnCancel = context.AfterFunc(ctx, func() { s.cron.Stop() })
 	return nil
+}
+
+// TakeOver makes s, not yet started, the successor of old, which stops
+// scheduling at once (its runs in flight go on: Stop it to wait for them).
+// A job of s that old also had, on the same schedule, carries on from old's
+// last tick, and a tick due meanwhile runs when s starts; its runs never
+// overlap old's. A new or rescheduled job answers for its ticks from now.
+func (s *Scheduler) TakeOver(old *Scheduler) {
+	handoff := old.stopScheduling()
+	prev := make(map[string]*jobState, len(old.jobs))
+	for _, j := range old.jobs {
+		prev[j.Name] = j
+	}
+	for _, j := range s.jobs {
+		p := prev[j.Name]
+		if p == nil {
+			j.setLastTick(handoff)
+			continue
+		}
+		j.running = p.running
+		if j.Schedule != nil && sameSchedule(j.Schedule, p.Schedule) {
+			if last := p.getLastTick(); !last.IsZero() {
+				j.setLastTick(last)
+				continue
+			}
+		}
+		j.setLastTick(handoff)
+	}
+}
+
+// sameSchedule reports whether a and b tick at the same instants, as far as
+// can be told: equal values (parsed cron specs, @every durations).
+func sameSchedule(a, b cron.Schedule) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	sa, aok := a.(*cron.SpecSchedule)
+	sb, bok := b.(*cron.SpecSchedule)
+	if aok && bok {
+		return *sa == *sb
+	}
+	return a == b
+}
+
+// stopScheduling stops the cron, so no new run starts, and returns when;
+// runs in flight go on. Each job's last tick is from then on final.
+func (s *Scheduler) stopScheduling() time.Time {
+	s.mu.Lock()
+	c := s.cron
+	s.mu.Unlock()
+	now := time.Now()
+	if c != nil {
+		// Stop's context waits for runs in flight; this does not. Once
+		// stopped, the entries say which tick each job fired last.
+		c.Stop()
+		for _, j := range s.jobs {
+			if j.entry != 0 {
+				if prev := c.Entry(j.entry).Prev; !prev.IsZero() {
+					j.setLastTick(prev)
+				}
+			}
+		}
+	}
+	for _, j := range s.jobs {
+		if j.getLastTick().IsZero() {
+			j.setLastTick(s.startedAt(now))
+		}
+	}
+	return now
+}
+
+// startedAt is when s began answering for its schedules: its start, or
+// now if it never started.
+func (s *Scheduler) startedAt(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.startTime.IsZero() {
+		return now
+	}
+	return s.startTime
 }
 
 // scheduled runs j for the schedule or the start, unless it is already

@@ -55,6 +55,9 @@ type daemon struct {
 	mu       sync.Mutex // guards active
 	active   *generation
 	reloadMu sync.Mutex // serialises reloads
+	// retiring counts the generations replaced by reloads whose runs in
+	// flight have not finished yet.
+	retiring sync.WaitGroup
 
 	refreshMu sync.Mutex
 }
@@ -232,7 +235,17 @@ func (d *daemon) shutdown(server *http.Server) {
 			// No reload may start a new scheduler behind this one's back.
 			d.reloadMu.Lock()
 			defer d.reloadMu.Unlock()
-			return d.current().stop(ctx)
+			err := d.current().stop(ctx)
+			// Configurations replaced by reloads may still have runs in
+			// flight; their own stops end them by the same deadline.
+			retired := make(chan struct{})
+			go func() { d.retiring.Wait(); close(retired) }()
+			select {
+			case <-retired:
+			case <-ctx.Done():
+				err = errors.Join(err, fmt.Errorf("runs of a replaced configuration still in flight: %w", ctx.Err()))
+			}
+			return err
 		}},
 	}
 	for _, s := range steps {
@@ -310,28 +323,37 @@ func (d *daemon) reload(ctx context.Context) error {
 		d.reloadM.Failed()
 		return fmt.Errorf("reloading %s: %w", d.opts.ConfigFile, err)
 	}
-	// A reload asked for over HTTP must not cut short the old runs' wind-down
-	// when the client goes away.
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.shutdownTimeout())
-	if serr := old.stop(stopCtx); serr != nil {
-		d.logger.Warn("stopping the previous configuration's runs", "err", serr)
-	}
-	cancel()
 	if d.ctx.Err() != nil {
 		// Shutting down: the new configuration must not start collecting.
 		gen.stop(context.Background())
 		return fmt.Errorf("reloading %s: carewatch is shutting down", d.opts.ConfigFile)
 	}
+	// The new scheduler takes over from the old one at once: a tick due
+	// meanwhile runs when it starts, @every keeps its instants, and no run
+	// overlaps one of the old configuration still in flight.
+	gen.scheduler.TakeOver(old.scheduler)
 	d.mu.Lock()
 	d.active = gen
 	d.mu.Unlock()
-	if rerr := d.refresh(ctx, cfg); rerr != nil {
-		d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
-	}
 	if err := gen.scheduler.Start(d.ctx); err != nil {
 		// Cannot happen with a validated config (unique names); say so loudly if it does.
 		d.reloadM.Failed()
 		return fmt.Errorf("starting the reloaded scheduler: %w", err)
+	}
+	// The old configuration's runs in flight finish (or are cancelled at
+	// the shutdown timeout) before its sources close; nobody waits for
+	// them but the shutdown.
+	d.retiring.Add(1)
+	go func() {
+		defer d.retiring.Done()
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), d.shutdownTimeout())
+		defer cancel()
+		if serr := old.stop(stopCtx); serr != nil {
+			d.logger.Warn("stopping the previous configuration's runs", "err", serr)
+		}
+	}()
+	if rerr := d.refresh(ctx, cfg); rerr != nil {
+		d.logger.Warn("refreshing the snapshot after reload", "err", rerr)
 	}
 	d.reloadM.Succeeded(time.Now())
 	d.logger.Info("configuration reloaded", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
