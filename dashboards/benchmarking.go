@@ -16,7 +16,7 @@ import (
 // council, stat_neighbour, region, england) show the neighbours' median.
 func benchmarking(c *catalogue) *dashboard.DashboardBuilder {
 	var id ids
-	d := newDashboard(BenchmarkUID, "Benchmarking",
+	d := newDashboard(c, BenchmarkUID, "Benchmarking",
 		"The council beside its statistical neighbours, its region and England, for every KPI of the catalogue that has benchmarks: the latest published period, year by year, and side by side.",
 		cadenceRange(c.benchmarks))
 	d = d.WithRow(row(id.next(), "Latest published period"))

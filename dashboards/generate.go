@@ -54,9 +54,21 @@ type File struct {
 	JSON []byte
 }
 
+// Options shape the dashboards beyond the catalogue.
+type Options struct {
+	// Timezone is the time zone the dashboards show times in: the
+	// council's (global.timezone), so that everyone reads its dates and
+	// hours; "browser" (each viewer's own) if empty.
+	Timezone string
+}
+
 // Generate returns the dashboards for catalogue cat, in file name order.
-func Generate(cat kpi.Catalogue) ([]File, error) {
+func Generate(cat kpi.Catalogue, o Options) ([]File, error) {
+	if o.Timezone == "" {
+		o.Timezone = "browser"
+	}
 	c := newCatalogue(cat)
+	c.timezone = o.Timezone
 	var out []File
 	add := func(name string, b *dashboard.DashboardBuilder) error {
 		d, err := b.Build()
@@ -131,6 +143,7 @@ func setPanelDatasources(d *dashboard.Dashboard) error {
 // catalogue is the catalogue as the dashboards see it: the council's own
 // KPIs by service, the benchmark KPIs, and every label name.
 type catalogue struct {
+	timezone   string
 	all        []*kpi.KPI
 	services   []string
 	byService  map[string][]*kpi.KPI
@@ -253,14 +266,14 @@ func datasourceVariables(d *dashboard.DashboardBuilder) *dashboard.DashboardBuil
 // newDashboard starts a dashboard with carewatch's common settings: the
 // datasource variables, the links to the other dashboards (which carry the
 // variables and open on their own time ranges) and a time range.
-func newDashboard(uid, name, description, from string) *dashboard.DashboardBuilder {
+func newDashboard(c *catalogue, uid, name, description, from string) *dashboard.DashboardBuilder {
 	d := dashboard.NewDashboardBuilder("carewatch · "+name).
 		Uid(uid).
 		Description(description).
 		Tags([]string{"carewatch"}).
 		Editable().
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
-		Timezone("browser").
+		Timezone(c.timezone).
 		Time(from, "now").
 		Refresh("1m").
 		Link(dashboard.NewDashboardLinkBuilder("carewatch dashboards").Type(dashboard.DashboardLinkTypeDashboards).

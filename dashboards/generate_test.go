@@ -24,7 +24,8 @@ import (
 // The committed dashboards are what the generator makes of the demo's
 // catalogue: go generate ./dashboards after any change to either.
 func TestTheCommittedDashboardsAreTheGeneratedOnes(t *testing.T) {
-	files, err := dashboards.Generate(loadDemoConfig(t).Catalogue)
+	cfg := loadDemoConfig(t)
+	files, err := dashboards.Generate(cfg.Catalogue, dashboards.Options{Timezone: cfg.Location.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestAKPIAddedToTheCatalogueGetsItsPanels(t *testing.T) {
 	for _, k := range added {
 		cat[k.Name] = k
 	}
-	files, err := dashboards.Generate(cat)
+	files, err := dashboards.Generate(cat, dashboards.Options{Timezone: "Europe/London"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestAKPIAddedToTheCatalogueGetsItsPanels(t *testing.T) {
 			}
 		}))
 	}
-	for _, want := range []string{`"uid": "carewatch-housing"`, `o.value / 86400 AS value`, `"unit": "suffix: days"`} {
+	for _, want := range []string{`"uid": "carewatch-housing"`, `o.value / 86400 AS value`, `"unit": "suffix: days"`, `"timezone": "Europe/London"`} {
 		if !strings.Contains(housing, want) {
 			t.Errorf("the housing dashboard does not hold %s", want)
 		}

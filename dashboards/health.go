@@ -17,7 +17,7 @@ func upDown(down, up string) []dashboard.ValueMapping {
 // its data's freshness, and the runs in the store.
 func collectorHealth(c *catalogue) *dashboard.DashboardBuilder {
 	var id ids
-	d := newDashboard(HealthUID, "Collector health",
+	d := newDashboard(c, HealthUID, "Collector health",
 		"Is carewatch itself well: Prometheus reaches it, it reaches its store, each collector's last run, how fresh each KPI's data is, and the runs the store recorded.",
 		"now-7d")
 	d = d.WithVariable(dashboard.NewQueryVariableBuilder("collector").Label("Collector").
@@ -135,6 +135,5 @@ func collectorHealth(c *catalogue) *dashboard.DashboardBuilder {
  ORDER BY finished_at DESC, id DESC
  LIMIT 500`))).
 			OverrideByName("duration", []dashboard.DynamicConfigValue{{Id: "unit", Value: "s"}, {Id: "decimals", Value: 2}})))
-	_ = c
 	return d
 }

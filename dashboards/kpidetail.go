@@ -18,7 +18,7 @@ import (
 // KPI's cadence.
 func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
 	var id ids
-	d := newDashboard(KPIUID, "KPI detail",
+	d := newDashboard(c, KPIUID, "KPI detail",
 		"One series of one KPI: its value and status now, its history against its thresholds, its status changes and revisions, and the KPI's other series (its benchmarks) beside it. Alerts and the other dashboards link here with the series' labels and a time range fitting the KPI's cadence.",
 		"now-90d")
 	d = d.WithVariable(dashboard.NewQueryVariableBuilder("kpi").Label("KPI").

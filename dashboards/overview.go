@@ -29,7 +29,7 @@ func sqlOwn(a string) string {
 // overview answers "what needs attention, what changed".
 func overview(c *catalogue) *dashboard.DashboardBuilder {
 	var id ids
-	d := newDashboard(OverviewUID, "Overview",
+	d := newDashboard(c, OverviewUID, "Overview",
 		"What needs attention and what changed: every KPI of the basket with its RAG status, by service and team; what is red or amber now and since when, and what is stale; the status changes in the time range. Statuses and thresholds are carewatch's own, computed from the KPI catalogue. Click a KPI to open its detail.",
 		"now-7d")
 	d = d.

@@ -17,7 +17,7 @@ func service(c *catalogue, s string) *dashboard.DashboardBuilder {
 	var id ids
 	ks := c.byService[s]
 	name := strings.ToUpper(s[:1]) + s[1:]
-	d := newDashboard(ServiceUID(s), name,
+	d := newDashboard(c, ServiceUID(s), name,
 		fmt.Sprintf("Every KPI of the %s service in the catalogue: its series now, with their RAG status, and their history against their thresholds, by team. Generated from the KPI catalogue, so a KPI added to carewatch.yml appears here. Click a row for the series' detail.", s),
 		cadenceRange(ks))
 	d = d.WithVariable(dashboard.NewQueryVariableBuilder("team").Label("Team").

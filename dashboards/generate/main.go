@@ -36,7 +36,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "generate: %v\n", err)
 		return 1
 	}
-	files, err := dashboards.Generate(cfg.Catalogue)
+	files, err := dashboards.Generate(cfg.Catalogue, dashboards.Options{Timezone: cfg.Location.String()})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "generate: %v\n", err)
 		return 1
