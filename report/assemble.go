@@ -6,7 +6,6 @@ import (
 	"html"
 	"html/template"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,10 +19,9 @@ type Pack struct {
 	Month    time.Time
 	Location *time.Location
 	// Built says when the pack was built, in words.
-	Built     string
-	Summary   Summary
-	Sections  []SectionView
-	Generator string
+	Built    string
+	Summary  Summary
+	Sections []SectionView
 }
 
 // Summary is the exceptions at the top of the pack.
@@ -72,8 +70,6 @@ type KPIView struct {
 	// Body is Rows as the table's rows, written by rowsHTML.
 	Body      template.HTML
 	Benchmark *BenchmarkView
-	// Missing is set when no series of the KPI has a value.
-	Missing bool
 }
 
 // SeriesComment is a comment on one series of a KPI.
@@ -91,7 +87,6 @@ type Row struct {
 	LastYear    Travel
 	Sparkline   template.HTML
 	Stale       bool
-	HasValue    bool
 	status      kpi.Status
 	commented   bool
 	prevStatus  kpi.Status
@@ -183,7 +178,6 @@ func Assemble(cat kpi.Catalogue, spec Spec, f *Fetch, o Options) *Pack {
 				kv.Rows = append(kv.Rows, row)
 			}
 			kv.Body = rowsHTML(kv.Rows)
-			kv.Missing = !slices.ContainsFunc(kv.Rows, func(r Row) bool { return r.HasValue })
 			if it.Benchmark != nil {
 				kv.Benchmark = benchmark(cat, k, it, byKPI, loc)
 			}
@@ -275,7 +269,6 @@ func buildRow(k *kpi.KPI, h kpi.SeriesHistory, name string, loc *time.Location, 
 		return row
 	}
 	last := pts[len(pts)-1]
-	row.HasValue = last.Value.Valid
 	row.Value = formatValue(k, last.Value)
 	row.Period = last.Period.In(loc).Format("2 Jan 2006")
 	if !last.CollectedAt.IsZero() {
