@@ -87,86 +87,25 @@ func anyIn(parts []string, set map[string]bool) bool {
 // apply keeps the benchmark's rows of every table, adding the scope, code
 // and name columns to them, with the neighbours read from neighbours.
 func (b *benchmark) apply(tables []*table, neighbours *table) error {
-	idx := make([][]int, len(tables))
-	for i, t := range tables {
-		idx[i] = make([]int, len(dfeColumns))
-		for j, col := range dfeColumns {
-			if idx[i][j] = t.column(col); idx[i][j] < 0 {
-				return fmt.Errorf("%s has no column %q, which benchmark needs: it reads files in DfE's open-data layout (%s)", t.where, col, strings.Join(dfeColumns, ", "))
-			}
-		}
-	}
-	key := strings.ToLower(b.council)
-	councilOld := map[string]bool{}
-	region := strings.ToLower(b.region)
-	found := false
-	hasRegional := false
-	for i, t := range tables {
-		for _, r := range t.rows {
-			level := foldCell(r.values[idx[i][colLevel]])
-			if level == levelRegional {
-				hasRegional = true
-			}
-			if level != levelLA {
-				continue
-			}
-			old := codeParts(r.values[idx[i][colOldCode]])
-			if slices.Contains(old, key) || slices.Contains(codeParts(r.values[idx[i][colNewCode]]), key) {
-				found = true
-				for _, o := range old {
-					councilOld[o] = true
-				}
-				if region == "" {
-					region = foldCell(r.values[idx[i][colRegionCode]])
-				}
-			}
-		}
-	}
-	if !found {
-		return fmt.Errorf("benchmark.council %q is in no local-authority row of %s: give the council's ONS code (e.g. E09000008) or DfE code (e.g. 306)", b.council, whereList(tables))
-	}
-	nbs, err := neighbourCodes(neighbours, councilOld, b.council)
+	idx, err := dfeIndexes(tables)
 	if err != nil {
 		return err
 	}
-	nbSet := map[string]bool{}
-	for _, n := range nbs {
-		nbSet[n] = true
+	s, err := b.findCouncil(tables, idx)
+	if err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	regionSeen := false
+	nbs, err := neighbourCodes(neighbours, s.councilOld, b.council)
+	if err != nil {
+		return err
+	}
+	for _, n := range nbs {
+		s.neighbours[n] = true
+	}
 	for i, t := range tables {
-		ix := idx[i]
 		kept := t.rows[:0]
 		for _, r := range t.rows {
-			cell := func(c int) string { return strings.TrimSpace(cellText(r.values[ix[c]])) }
-			var scope, code, name string
-			switch foldCell(r.values[ix[colLevel]]) {
-			case levelNational:
-				if foldCell(r.values[ix[colCountryCode]]) == englandCode {
-					scope, code, name = ScopeEngland, cell(colCountryCode), cell(colCountryName)
-				}
-			case levelRegional:
-				if foldCell(r.values[ix[colRegionCode]]) == region {
-					scope, code, name = ScopeRegion, cell(colRegionCode), cell(colRegionName)
-					regionSeen = true
-				}
-			case levelLA:
-				old := codeParts(r.values[ix[colOldCode]])
-				switch {
-				case anyIn(old, councilOld):
-					scope = ScopeCouncil
-				case anyIn(old, nbSet):
-					scope = ScopeNeighbour
-					for _, o := range old {
-						seen[o] = true
-					}
-				}
-				code, name = cell(colNewCode), cell(colLAName)
-				if code == "" {
-					code = cell(colOldCode)
-				}
-			}
+			scope, code, name := s.scope(r, idx[i])
 			if scope == "" {
 				continue
 			}
@@ -178,7 +117,7 @@ func (b *benchmark) apply(tables []*table, neighbours *table) error {
 	}
 	var absent []string
 	for _, n := range nbs {
-		if !seen[n] && !councilOld[n] {
+		if !s.seen[n] && !s.councilOld[n] {
 			absent = append(absent, n)
 		}
 	}
@@ -186,10 +125,104 @@ func (b *benchmark) apply(tables []*table, neighbours *table) error {
 		return fmt.Errorf("the statistical neighbours %s of council %s (in %s) are in no local-authority row of %s: do the two files come from the same DfE release?",
 			strings.Join(absent, ", "), b.council, neighbours.where, whereList(tables))
 	}
-	if !regionSeen && (b.region != "" || hasRegional) {
-		return fmt.Errorf("benchmark region %q is in no regional row of %s", firstNonEmpty(b.region, region), whereList(tables))
+	if !s.regionSeen && (b.region != "" || s.hasRegional) {
+		return fmt.Errorf("benchmark region %q is in no regional row of %s", firstNonEmpty(b.region, s.region), whereList(tables))
 	}
 	return nil
+}
+
+// dfeIndexes returns, for every table, the index of each of dfeColumns.
+func dfeIndexes(tables []*table) ([][]int, error) {
+	idx := make([][]int, len(tables))
+	for i, t := range tables {
+		idx[i] = make([]int, len(dfeColumns))
+		for j, col := range dfeColumns {
+			if idx[i][j] = t.column(col); idx[i][j] < 0 {
+				return nil, fmt.Errorf("%s has no column %q, which benchmark needs: it reads files in DfE's open-data layout (%s)", t.where, col, strings.Join(dfeColumns, ", "))
+			}
+		}
+	}
+	return idx, nil
+}
+
+// scoping is what deciding the scope of the benchmark's rows needs and
+// learns: the council's old (DfE) codes, its region, its statistical
+// neighbours, and which of them and of the region's rows were seen.
+type scoping struct {
+	councilOld  map[string]bool
+	region      string
+	hasRegional bool
+	neighbours  map[string]bool
+	seen        map[string]bool
+	regionSeen  bool
+}
+
+// findCouncil finds the council's local-authority rows: its old codes and,
+// unless the benchmark names it, its region.
+func (b *benchmark) findCouncil(tables []*table, idx [][]int) (*scoping, error) {
+	s := &scoping{councilOld: map[string]bool{}, region: strings.ToLower(b.region), neighbours: map[string]bool{}, seen: map[string]bool{}}
+	key := strings.ToLower(b.council)
+	found := false
+	for i, t := range tables {
+		for _, r := range t.rows {
+			level := foldCell(r.values[idx[i][colLevel]])
+			if level == levelRegional {
+				s.hasRegional = true
+			}
+			if level != levelLA {
+				continue
+			}
+			old := codeParts(r.values[idx[i][colOldCode]])
+			if slices.Contains(old, key) || slices.Contains(codeParts(r.values[idx[i][colNewCode]]), key) {
+				found = true
+				for _, o := range old {
+					s.councilOld[o] = true
+				}
+				if s.region == "" {
+					s.region = foldCell(r.values[idx[i][colRegionCode]])
+				}
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("benchmark.council %q is in no local-authority row of %s: give the council's ONS code (e.g. E09000008) or DfE code (e.g. 306)", b.council, whereList(tables))
+	}
+	return s, nil
+}
+
+// scope returns the scope, code and name of row r (whose columns ix
+// indexes), or an empty scope when the benchmark does not keep it:
+// England, the council's region, the council and its neighbours.
+func (s *scoping) scope(r tableRow, ix []int) (scope, code, name string) {
+	cell := func(c int) string { return strings.TrimSpace(cellText(r.values[ix[c]])) }
+	switch foldCell(r.values[ix[colLevel]]) {
+	case levelNational:
+		if foldCell(r.values[ix[colCountryCode]]) == englandCode {
+			return ScopeEngland, cell(colCountryCode), cell(colCountryName)
+		}
+	case levelRegional:
+		if foldCell(r.values[ix[colRegionCode]]) == s.region {
+			s.regionSeen = true
+			return ScopeRegion, cell(colRegionCode), cell(colRegionName)
+		}
+	case levelLA:
+		old := codeParts(r.values[ix[colOldCode]])
+		switch {
+		case anyIn(old, s.councilOld):
+			scope = ScopeCouncil
+		case anyIn(old, s.neighbours):
+			scope = ScopeNeighbour
+			for _, o := range old {
+				s.seen[o] = true
+			}
+		}
+		code, name = cell(colNewCode), cell(colLAName)
+		if code == "" {
+			code = cell(colOldCode)
+		}
+		return scope, code, name
+	}
+	return "", "", ""
 }
 
 func whereList(tables []*table) string {
