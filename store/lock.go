@@ -191,3 +191,30 @@ const (
 	ListenPingInterval = 10 * time.Second
 	ListenMaxReconnect = 5 * time.Second
 )
+
+// ClaimTick claims the scheduled tick of a collector for this process: ok
+// is true for the first claim of (collector, tick) ever made in the store,
+// false for every later one, by whichever replica. A run for a tick goes
+// ahead only with the claim, so each tick runs once across replicas. A
+// claimed tick whose run fails is not run again by another replica.
+func (s *Store) ClaimTick(ctx context.Context, collector string, tick time.Time) (ok bool, err error) {
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO run_claims (collector, tick) VALUES ($1, $2) ON CONFLICT DO NOTHING`, collector, tick)
+	if err != nil {
+		return false, fmt.Errorf("store: claiming the tick %s of collector %q: %w", tick.UTC().Format(time.RFC3339), collector, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: claiming the tick of collector %q: %w", collector, err)
+	}
+	return n == 1, nil
+}
+
+// PruneClaims deletes the tick claims made for ticks before before.
+func (s *Store) PruneClaims(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM run_claims WHERE tick < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("store: pruning tick claims: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -516,12 +516,17 @@ func (d *daemon) watchStore(ctx context.Context) {
 const pruneEvery = time.Hour
 
 // pruneRuns deletes run records older than the configuration in force
-// keeps, at start and then every pruneEvery. Replicas may all do it: a
+// keeps, and tick claims older than a day, at start and then every
+// pruneEvery. Replicas may all do it: a
 // delete is the same whoever makes it.
 func (d *daemon) pruneRuns(ctx context.Context) {
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {
+		// A replica a day late to claim a tick is not waited for.
+		if _, err := d.store.PruneClaims(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			d.logger.Warn("pruning old tick claims", "err", err)
+		}
 		if keep := time.Duration(d.current().cfg.Store.RunsRetention); keep > 0 {
 			n, err := d.store.PruneRuns(ctx, time.Now().Add(-keep))
 			switch {

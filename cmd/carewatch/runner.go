@@ -28,10 +28,15 @@ type runner struct {
 	// started is when the current run's first attempt began; runs of one
 	// collector never overlap, so it needs no lock.
 	started time.Time
+	// claimed is whether the current run holds the claim on its tick.
+	claimed bool
 }
 
 // errLockedElsewhere says another replica is running this collector now: the
 // run ends at once, without a retry and without a failure.
+// errTickClaimed says another replica claimed this tick of the schedule.
+var errTickClaimed = fmt.Errorf("another carewatch replica ran this tick: %w", collector.ErrSkipped)
+
 var errLockedElsewhere = fmt.Errorf("another carewatch replica is running this collector: %w", collector.ErrSkipped)
 
 func (d *daemon) newRunner(gen *generation, cc *config.CollectorConfig) (*runner, error) {
@@ -76,6 +81,18 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 	if attempt <= 1 || r.started.IsZero() {
 		r.started = time.Now()
 	}
+	// A scheduled run claims its tick once, whatever its retries: the
+	// replica that claims it first runs it, the others skip it.
+	if tick, ok := collector.TickOf(ctx); ok && !r.claimed {
+		won, err := r.d.store.ClaimTick(ctx, r.cc.Name, tick)
+		if err != nil {
+			return fmt.Errorf("claiming the tick: %w", err)
+		}
+		if !won {
+			return errTickClaimed
+		}
+		r.claimed = true
+	}
 	release, ok, err := r.d.store.TryRunLock(ctx, r.cc.Name)
 	if err != nil {
 		return fmt.Errorf("taking the run lock: %w", err)
@@ -117,7 +134,7 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 // counted, shown in carewatch_collector_last_run_success and kept in the
 // store's run history; the stored values stay as they were.
 func (r *runner) done(err error) {
-	defer func() { r.started, r.reads = time.Time{}, nil }()
+	defer func() { r.started, r.reads, r.claimed = time.Time{}, nil, false }()
 	if err == nil || errors.Is(err, collector.ErrSkipped) {
 		return
 	}
