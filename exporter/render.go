@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"fmt"
@@ -60,7 +61,7 @@ type header struct {
 
 // defaultChunkSize bounds the positions of a part rendered as one member: a
 // run that changes one series renders a few chunks of this size again.
-const defaultChunkSize = 1024
+const defaultChunkSize = 256
 
 // gzipLevel trades a little size for speed: at level 3 klauspost/compress
 // writes a million series in well under a second, and the repetitive text
@@ -254,30 +255,56 @@ func (c *compressor) compress(p []byte) []byte {
 	return bytes.Clone(c.out.Bytes())
 }
 
-var gunzipPool sync.Pool
+// inflater inflates members with one reader and one buffer.
+type inflater struct {
+	zr  *gzip.Reader
+	br  bytes.Reader
+	buf []byte
+	// bw gathers the small members into large writes.
+	bw *bufio.Writer
+}
+
+var inflaters = sync.Pool{New: func() any {
+	return &inflater{buf: make([]byte, 64<<10), bw: bufio.NewWriterSize(nil, 256<<10)}
+}}
 
 // writePlain inflates the members to w.
 func writePlain(w io.Writer, members [][]byte) error {
-	zr, _ := gunzipPool.Get().(*gzip.Reader)
-	var br bytes.Reader
+	in := inflaters.Get().(*inflater)
+	in.bw.Reset(w)
+	defer in.bw.Reset(nil)
 	for _, m := range members {
-		br.Reset(m)
+		in.br.Reset(m)
 		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(&br)
+		if in.zr == nil {
+			in.zr, err = gzip.NewReader(&in.br)
 		} else {
-			err = zr.Reset(&br)
+			err = in.zr.Reset(&in.br)
 		}
 		if err != nil {
 			return err
 		}
-		zr.Multistream(false)
-		if _, err := io.Copy(w, zr); err != nil {
-			return err
+		in.zr.Multistream(false)
+		// Not io.Copy: w may be a ReaderFrom that would take a buffer of
+		// its own for every member.
+		for {
+			n, err := in.zr.Read(in.buf)
+			if n > 0 {
+				if _, werr := in.bw.Write(in.buf[:n]); werr != nil {
+					return werr
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
-	if zr != nil {
-		gunzipPool.Put(zr)
+	if err := in.bw.Flush(); err != nil {
+		return err
 	}
+	inflaters.Put(in)
 	return nil
 }

@@ -215,7 +215,7 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 	}
 
 	for _, e := range s.kpis {
-		slices.SortStableFunc(e.series, e.compare)
+		e.sortSeries()
 		e.series = slices.CompactFunc(e.series, func(a, b kpi.SeriesState) bool {
 			if slices.Equal(a.Labels, b.Labels) {
 				s.drop(fmt.Errorf("kpi %q: series %s: more than one state; the first is kept", e.k.Name, kpi.LabelString(e.k, b.Labels)))
@@ -301,10 +301,40 @@ func newKPIEntry(k *kpi.KPI) *kpiEntry {
 	}
 }
 
+// sortSeries sorts the series with compare, keeping the order of equal
+// ones. It sorts positions rather than the states themselves, which are
+// large, and does nothing to series already in order.
+func (e *kpiEntry) sortSeries() {
+	sorted := true
+	for i := 1; i < len(e.series) && sorted; i++ {
+		sorted = e.compareLabels(e.series[i-1].Labels, e.series[i].Labels) <= 0
+	}
+	if sorted {
+		return
+	}
+	order := make([]int32, len(e.series))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := e.compareLabels(e.series[a].Labels, e.series[b].Labels); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	out := make([]kpi.SeriesState, len(e.series))
+	for i, j := range order {
+		out[i] = e.series[j]
+	}
+	e.series = out
+}
+
 // compare orders series by label values, labels taken in name order.
-func (e *kpiEntry) compare(a, b kpi.SeriesState) int {
+func (e *kpiEntry) compare(a, b kpi.SeriesState) int { return e.compareLabels(a.Labels, b.Labels) }
+
+func (e *kpiEntry) compareLabels(a, b []string) int {
 	for _, i := range e.byName {
-		if c := strings.Compare(a.Labels[i], b.Labels[i]); c != 0 {
+		if c := strings.Compare(a[i], b[i]); c != 0 {
 			return c
 		}
 	}

@@ -75,7 +75,11 @@ func (t *lineTemplate) append(buf []byte, labels []string, v float64) []byte {
 
 // appendLabelValue escapes a label value as the text format does.
 func appendLabelValue(buf []byte, v string) []byte {
-	if !strings.ContainsAny(v, "\\\"\n") {
+	plain := true
+	for i := 0; i < len(v) && plain; i++ {
+		plain = v[i] != '\\' && v[i] != '"' && v[i] != '\n'
+	}
+	if plain {
 		return append(buf, v...)
 	}
 	for i := 0; i < len(v); i++ {
