@@ -61,7 +61,9 @@ func publishLabels(i int) []string {
 	return []string{fmt.Sprintf("E09%06d", 1+i%publishBoroughs), fmt.Sprintf("team-%03d", i/publishBoroughs)}
 }
 
-func publishPeriod(p int) time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, p) }
+func publishPeriod(p int) time.Time {
+	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, p)
+}
 
 func publishValue(i, p int) kpi.Value { return kpi.Known(float64((i*7+p*13)%1000) / 1000) }
 
