@@ -270,9 +270,10 @@ var inflaters = sync.Pool{New: func() any {
 
 // writePlain inflates the members to w.
 func writePlain(w io.Writer, members [][]byte) error {
+	// An inflater is put back only after a scrape that went well, and
+	// without a reference to its writer.
 	in := inflaters.Get().(*inflater)
 	in.bw.Reset(w)
-	defer in.bw.Reset(nil)
 	for _, m := range members {
 		in.br.Reset(m)
 		var err error
@@ -305,6 +306,7 @@ func writePlain(w io.Writer, members [][]byte) error {
 	if err := in.bw.Flush(); err != nil {
 		return err
 	}
+	in.bw.Reset(nil)
 	inflaters.Put(in)
 	return nil
 }

@@ -328,3 +328,76 @@ func copyBaseline(tb testing.TB, s *store.Store, table string, obs []kpi.Observa
 		tb.Fatal(err)
 	}
 }
+
+// BenchmarkSaveRunFirst1M saves the first run of a million series into an
+// empty store: every series is new, so SaveRun registers them all and
+// records the first status of every one with thresholds. Its baseline is
+// BenchmarkCopyBaselineFirst1M: a plain COPY of the same rows into an empty
+// table of the observations' shape. Each iteration gets an empty database.
+func BenchmarkSaveRunFirst1M(b *testing.B) {
+	shape := benchShape{1_000_000, 1}
+	ks, labels := benchSeries(shape)
+	ctx := context.Background()
+	rows := 0
+	var elapsed time.Duration
+	for range b.N {
+		b.StopTimer()
+		s, err := store.Open(ctx, pgtest.NewDatabase(b), store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		obs := benchObservations(shape, ks, labels, 0)
+		b.StartTimer()
+		start := time.Now()
+		res, err := s.SaveRun(ctx, benchRun(), obs)
+		elapsed += time.Since(start)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Inserted != len(obs) {
+			b.Fatalf("inserted %d of %d", res.Inserted, len(obs))
+		}
+		rows += len(obs)
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
+}
+
+func BenchmarkCopyBaselineFirst1M(b *testing.B) {
+	shape := benchShape{1_000_000, 1}
+	ks, labels := benchSeries(shape)
+	ctx := context.Background()
+	rows := 0
+	var elapsed time.Duration
+	for range b.N {
+		b.StopTimer()
+		s, err := store.Open(ctx, pgtest.NewDatabase(b), store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.DB().ExecContext(ctx, `CREATE TABLE first_copy (
+			series_id bigint NOT NULL,
+			period    timestamptz NOT NULL,
+			value     double precision,
+			run_id    bigint NOT NULL,
+			PRIMARY KEY (series_id, period))`); err != nil {
+			b.Fatal(err)
+		}
+		obs := benchObservations(shape, ks, labels, 0)
+		ids := seriesIDs(obs)
+		b.StartTimer()
+		start := time.Now()
+		copyBaseline(b, s, "first_copy", obs, ids)
+		elapsed += time.Since(start)
+		b.StopTimer()
+		rows += len(obs)
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -58,7 +57,7 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 	}
 	defer rows.Close()
 	var states []kpi.SeriesState
-	var labels map[string]string
+	labels := newLabelReader()
 	now := s.now()
 	for rows.Next() {
 		var (
@@ -77,11 +76,10 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 		if k == nil {
 			continue
 		}
-		clear(labels)
-		if err := json.Unmarshal(labelsDoc, &labels); err != nil {
-			return nil, fmt.Errorf("store: latest values: series %d: labels: %w", id, err)
+		values, ok, err := labels.values(k, labelsDoc)
+		if err != nil {
+			return nil, fmt.Errorf("store: latest values: series %d: %w", id, err)
 		}
-		values, ok := alignLabels(k, labels)
 		if !ok {
 			s.logger.Debug("series left out: its labels are not those of its KPI",
 				"kpi", name, "series", id, "labels", string(labelsDoc), "kpi_labels", k.Labels)

@@ -60,6 +60,9 @@ type daemon struct {
 	retiring sync.WaitGroup
 
 	refreshMu sync.Mutex
+	// builtAt is when the current snapshot was last built from every
+	// series (refresh); guarded by refreshMu.
+	builtAt time.Time
 }
 
 // generation is one loaded configuration with its sources and scheduler;
@@ -387,6 +390,7 @@ func (d *daemon) refresh(ctx context.Context, cfg *config.Config) error {
 	cat, collectors := cfg.Catalogue, cfg.Collectors
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
+	builtAt := time.Now()
 	// Health before values: a run recorded as a success committed its
 	// observations in the same transaction, so the values read next include
 	// them, and a snapshot never shows a collector's success without its data.
@@ -399,7 +403,11 @@ func (d *daemon) refresh(ctx context.Context, cfg *config.Config) error {
 			for _, p := range snap.Problems() {
 				d.logger.Warn("left out of /metrics", "problem", p)
 			}
-			return d.exporter.Set(snap)
+			if err := d.exporter.Set(snap); err != nil {
+				return err
+			}
+			d.builtAt = builtAt
+			return nil
 		}
 	}
 	d.setStoreUp(false)
@@ -435,6 +443,15 @@ func (d *daemon) publishRun(ctx context.Context, runID int64) {
 	d.refreshMu.Lock()
 	cfg := d.current().cfg
 	cat := cfg.Catalogue
+	start := time.Now()
+	if thresholdsMoved(cat, d.builtAt, start) {
+		// Series the run did not write are served with the thresholds
+		// in force now: a trajectory step since the snapshot was built
+		// moves them all.
+		d.refreshMu.Unlock()
+		d.refreshActive(ctx)
+		return
+	}
 	// Health first, as in refresh: a success is never shown without its data.
 	health, err := d.health(ctx, cfg.Collectors)
 	var series []kpi.SeriesState
@@ -443,8 +460,10 @@ func (d *daemon) publishRun(ctx context.Context, runID int64) {
 	}
 	if err == nil {
 		d.setStoreUp(true)
+		read := time.Now()
 		err = d.exporter.Update(series, health)
-		d.logger.Debug("published a run", "run", runID, "series", len(series))
+		d.logger.Debug("published a run", "run", runID, "series", len(series),
+			"read", read.Sub(start), "update", time.Since(read))
 	} else {
 		d.setStoreUp(false)
 	}
@@ -455,6 +474,19 @@ func (d *daemon) publishRun(ctx context.Context, runID int64) {
 	case err != nil:
 		d.logger.Error("publishing a run; serving the previous snapshot", "run", runID, "err", err)
 	}
+}
+
+// thresholdsMoved reports whether a KPI of cat has a trajectory step in
+// (from, to].
+func thresholdsMoved(cat kpi.Catalogue, from, to time.Time) bool {
+	for _, k := range cat {
+		for _, at := range k.Changes() {
+			if at.After(from) && !at.After(to) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (d *daemon) setStoreUp(ok bool) { d.storeUp.record(ok, time.Now()) }

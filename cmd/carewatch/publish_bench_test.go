@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"os"
-	"strings"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/exporter"
 	"github.com/carewatch/carewatch/internal/heapsample"
 	"github.com/carewatch/carewatch/kpi"
@@ -15,23 +16,32 @@ import (
 	"github.com/carewatch/carewatch/store"
 )
 
-// The publication benchmark stores a million series, 100 KPIs labelled
-// {la_code, team} with 10,000 series each (33 boroughs), builds the
-// snapshot, then stores runs that change 1,000 series and measures the time
-// from each run's commit to its new exposition being what /metrics serves:
+// BenchmarkMillionSeries stores a million series, 100 KPIs labelled
+// {la_code, team} with 10,000 series each (33 boroughs), and measures what
+// carewatch does with them, through the daemon's own code.
 //
-//   - incremental/one_kpi: the run changes every tenth series of one KPI,
-//     as a collector of that KPI does; published as carewatch publishes a
-//     run (store.RunLatest, store.Health, Exporter.Update);
-//   - incremental/scattered: the run changes ten series of every KPI, the
-//     worst spread for a rendering kept in chunks;
-//   - full_rebuild: the one_kpi run published as carewatch did before:
-//     every series read back, a new snapshot built and rendered.
+// restart/ready is what a restart does before it is ready: read every
+// series' latest value and the collectors' health, build the snapshot and
+// render it (daemon.refresh). Its baseline, restart/plain_select, is a plain
+// SELECT of the same latest values (the same query, rows scanned and
+// dropped).
 //
-// Besides ns/op, each reports steady-heap-MB (the live heap before the
-// runs), peak-heap-MB (the largest heap sampled while publishing) and
-// peak-ratio, their ratio. Run with -benchtime 5x: a full rebuild of a
-// million series takes seconds.
+// publish/* store runs that change 1,000 series and measure the time from
+// each run's commit to its new exposition being what /metrics serves:
+//
+//   - publish/incremental_one_kpi: the run changes every tenth series of
+//     one KPI, as a collector of that KPI does; published as carewatch
+//     publishes a run (daemon.publishRun: store.RunLatest, store.Health,
+//     Exporter.Update);
+//   - publish/incremental_scattered: the run changes ten series of every
+//     KPI, the worst spread for a rendering kept in chunks;
+//   - publish/full_rebuild: the one_kpi run published as carewatch did
+//     before: every series read back, a new snapshot built and rendered.
+//
+// Besides ns/op, the publications report steady-heap-MB (the live heap
+// before the runs), peak-heap-MB (the largest heap sampled while
+// publishing) and peak-ratio, their ratio. Run with -benchtime 3x: a full
+// rebuild of a million series takes seconds.
 const (
 	publishKPIs          = 100
 	publishSeriesPerKPI  = 10_000
@@ -67,7 +77,7 @@ func publishPeriod(p int) time.Time {
 
 func publishValue(i, p int) kpi.Value { return kpi.Known(float64((i*7+p*13)%1000) / 1000) }
 
-func BenchmarkPublish1M(b *testing.B) {
+func BenchmarkMillionSeries(b *testing.B) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, pgtest.NewDatabase(b), store.Options{})
 	if err != nil {
@@ -99,47 +109,43 @@ func BenchmarkPublish1M(b *testing.B) {
 		}
 		runOf(obs)
 	}
-	e := exporter.New(nil)
-	fullRebuild := func() {
-		health, err := st.Health(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		series, err := st.Latest(ctx, cat)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := e.Set(exporter.NewSnapshot(cat, series, health)); err != nil {
-			b.Fatal(err)
-		}
+	cfg := &config.Config{Catalogue: cat, Collectors: []config.CollectorConfig{{Name: "bench"}}}
+	d := &daemon{
+		store:    st,
+		exporter: exporter.New(nil),
+		logger:   slog.New(slog.DiscardHandler),
+		storeUp:  &storeHealth{timeout: time.Minute},
+		active:   &generation{cfg: cfg},
 	}
-	var reading, updating time.Duration
-	incremental := func(runID int64) {
-		start := time.Now()
-		health, err := st.Health(ctx)
-		if err != nil {
+	fullRebuild := func() {
+		if err := d.refresh(ctx, cfg); err != nil {
 			b.Fatal(err)
 		}
-		series, err := st.RunLatest(ctx, cat, runID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(series) != publishChangedSeries {
-			b.Fatalf("the run changed %d series, want %d", len(series), publishChangedSeries)
-		}
-		read := time.Now()
-		if err := e.Update(series, health); err != nil {
-			b.Fatal(err)
-		}
-		reading, updating = reading+read.Sub(start), updating+time.Since(read)
 	}
 	fullRebuild()
-	if dump := os.Getenv("CAREWATCH_BENCH_EXPLAIN"); dump != "" {
-		var plan []string
-		if err := st.DB().SelectContext(ctx, &plan, "EXPLAIN ANALYZE "+dump); err != nil {
-			b.Fatal(err)
+
+	b.Run("restart/ready", func(b *testing.B) {
+		for range b.N {
+			d.exporter = exporter.New(nil)
+			fullRebuild()
 		}
-		b.Log(strings.Join(plan, "\n"))
+	})
+	b.Run("restart/plain_select", func(b *testing.B) {
+		for range b.N {
+			plainSelectLatest(b, st)
+		}
+	})
+
+	var (
+		reading, updating time.Duration
+		lastSeries        int
+	)
+	d.logger = slog.New(publishTimer{read: &reading, update: &updating, series: &lastSeries})
+	incremental := func(runID int64) {
+		d.publishRun(ctx, runID)
+		if lastSeries != publishChangedSeries {
+			b.Fatalf("the run changed %d series, want %d", lastSeries, publishChangedSeries)
+		}
 	}
 
 	oneKPI := func(p int) []kpi.Observation {
@@ -166,9 +172,9 @@ func BenchmarkPublish1M(b *testing.B) {
 		run     func(p int) []kpi.Observation
 		publish func(runID int64)
 	}{
-		{"incremental/one_kpi", oneKPI, incremental},
-		{"incremental/scattered", scattered, incremental},
-		{"full_rebuild", oneKPI, func(int64) { fullRebuild() }},
+		{"publish/incremental_one_kpi", oneKPI, incremental},
+		{"publish/incremental_scattered", scattered, incremental},
+		{"publish/full_rebuild", oneKPI, func(int64) { fullRebuild() }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			steady := heapsample.Live()
@@ -195,4 +201,71 @@ func BenchmarkPublish1M(b *testing.B) {
 			}
 		})
 	}
+}
+
+// plainSelectLatest is the baseline of a restart: the latest values of
+// every series, read with the query carewatch uses and nothing else done.
+func plainSelectLatest(b *testing.B, st *store.Store) {
+	rows, err := st.DB().QueryContext(context.Background(), `
+		SELECT s.id, s.kpi, s.labels, o.period, o.value, o.run_id, r.finished_at
+		FROM series s
+		CROSS JOIN LATERAL (
+			SELECT period, value, run_id FROM observations
+			WHERE series_id = s.id ORDER BY period DESC LIMIT 1
+		) o
+		LEFT JOIN runs r ON r.id = o.run_id
+		ORDER BY s.kpi, s.labels`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var (
+		id, runID   int64
+		name        string
+		labels      []byte
+		period      time.Time
+		value       sql.NullFloat64
+		collectedAt sql.NullTime
+		n           int
+	)
+	for rows.Next() {
+		if err := rows.Scan(&id, &name, &labels, &period, &value, &runID, &collectedAt); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if n != publishKPIs*publishSeriesPerKPI {
+		b.Fatalf("%d rows", n)
+	}
+}
+
+// publishTimer takes, from daemon.publishRun's debug line, how long it
+// spent reading the store and updating the snapshot.
+type publishTimer struct {
+	read, update *time.Duration
+	series       *int
+}
+
+func (publishTimer) Enabled(context.Context, slog.Level) bool { return true }
+func (t publishTimer) WithAttrs([]slog.Attr) slog.Handler     { return t }
+func (t publishTimer) WithGroup(string) slog.Handler          { return t }
+func (t publishTimer) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "published a run" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "read":
+			*t.read += a.Value.Duration()
+		case "update":
+			*t.update += a.Value.Duration()
+		case "series":
+			*t.series = int(a.Value.Int64())
+		}
+		return true
+	})
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/carewatch/carewatch/demo"
+	"github.com/carewatch/carewatch/kpi"
 )
 
 // kpiExposition is the part of a scrape that the snapshot serves: KPI and
@@ -78,5 +79,26 @@ func TestAReplicaServesWhatTheWriterServesAfterEachRun(t *testing.T) {
 	}
 	if n := strings.Count(writer.logs.String(), "publishing a run"); n != 0 {
 		t.Errorf("the writer failed to publish %d runs:\n%s", n, writer.logs.String())
+	}
+}
+
+func TestThresholdsMovedOnlyWithATrajectoryStepInTheInterval(t *testing.T) {
+	step := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	cat := kpi.Catalogue{
+		"plain": &kpi.KPI{Name: "plain", Thresholds: kpi.Thresholds{Amber: kpi.At(1)}},
+		"plan":  &kpi.KPI{Name: "plan", Overrides: []kpi.Override{{Trajectory: []kpi.Step{{From: step}}}}},
+	}
+	for _, c := range []struct {
+		from, to time.Time
+		want     bool
+	}{
+		{step.Add(-time.Hour), step, true},
+		{step.Add(-time.Hour), step.Add(time.Hour), true},
+		{step, step.Add(time.Hour), false},
+		{step.Add(-2 * time.Hour), step.Add(-time.Hour), false},
+	} {
+		if got := thresholdsMoved(cat, c.from, c.to); got != c.want {
+			t.Errorf("thresholdsMoved(%v, %v) = %v, want %v", c.from, c.to, got, c.want)
+		}
 	}
 }
