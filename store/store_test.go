@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -744,6 +745,7 @@ func TestLatest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		sortStates(states)
 		if len(states) != 3 {
 			t.Fatalf("%d states, want 3: %+v", len(states), states)
 		}
@@ -769,6 +771,7 @@ func TestLatest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		sortStates(states)
 		if len(states) != 2 || states[0].Status != kpi.StatusRed || states[0].Thresholds != stricter.Thresholds {
 			t.Errorf("states %+v, want north red against %+v", states, stricter.Thresholds)
 		}
@@ -827,6 +830,8 @@ func TestRunLatestReadsTheSeriesTheRunWrote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sortStates(got)
+	sortStates(all)
 	var want []kpi.SeriesState
 	for _, st := range all {
 		if !(st.KPI == k && st.Labels[1] == "north") {
@@ -849,6 +854,16 @@ func TestRunLatestReadsTheSeriesTheRunWrote(t *testing.T) {
 	if got, err := s.RunLatest(ctx, cat, unchanged.RunID); err != nil || len(got) != 0 {
 		t.Errorf("a run that changed nothing: RunLatest = %+v, %v; want none", got, err)
 	}
+}
+
+// sortStates orders states by KPI name, then label values.
+func sortStates(states []kpi.SeriesState) {
+	slices.SortFunc(states, func(a, b kpi.SeriesState) int {
+		if c := strings.Compare(a.KPI.Name, b.KPI.Name); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Labels, b.Labels)
+	})
 }
 
 func sameState(a, b kpi.SeriesState) bool {

@@ -213,8 +213,7 @@ func plainSelectLatest(b *testing.B, st *store.Store) {
 			SELECT period, value, run_id FROM observations
 			WHERE series_id = s.id ORDER BY period DESC LIMIT 1
 		) o
-		LEFT JOIN runs r ON r.id = o.run_id
-		ORDER BY s.kpi, s.labels`)
+		LEFT JOIN runs r ON r.id = o.run_id`)
 	if err != nil {
 		b.Fatal(err)
 	}
