@@ -164,6 +164,7 @@ func TestDSNComesFromEnvironmentOrFileNeverFromTheText(t *testing.T) {
 		{"from the environment", config.SourceConfig{Name: "s", DSNEnv: "CW_TEST_DSN"}, "postgres://env", ""},
 		{"from a file, trimmed", config.SourceConfig{Name: "s", DSNFile: f}, "postgres://file", ""},
 		{"unset variable is an error", config.SourceConfig{Name: "s", DSNEnv: "CW_TEST_UNSET"}, "", `source "s": environment variable CW_TEST_UNSET is not set`},
+		{"a connection string in dsn_env is refused without echoing it", config.SourceConfig{Name: "s", DSNEnv: "postgres://u:s3cr3t@db/x"}, "", `source "s": dsn_env must be the name of an environment variable`},
 		{"missing file is an error", config.SourceConfig{Name: "s", DSNFile: filepath.Join(dir, "nope")}, "", `source "s": reading dsn_file`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -278,6 +279,43 @@ func TestReferenceConfigListsTheReservedLabels(t *testing.T) {
 	for _, suffix := range []string{"_total", "_count", "_sum", "_bucket", "_info", "_created", "_ratio", "percent"} {
 		if !strings.Contains(text, suffix) {
 			t.Errorf("examples/reference.yml does not say what %s means for a KPI name", suffix)
+		}
+	}
+}
+
+// A connection string written into dsn_env is refused when the config
+// loads, naming the path and never repeating it: it holds a password.
+func TestAConnectionStringInDSNEnvIsRefusedWithoutEchoingIt(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "carewatch.yml")
+	text := `
+store:
+  dsn_env: "postgres://carewatch:s3cr3t-pw@db.example:5432/carewatch"
+kpis:
+  - {name: children_open_cases, help: Open cases., direction: lower_is_better, labels: [team]}
+sources:
+  - {name: cms, type: postgres, dsn_env: "host=db user=u password=an0ther-pw"}
+collectors:
+  - name: open_cases
+    source: cms
+    schedule: "@every 1h"
+    query: SELECT team, open FROM open_cases
+    metrics: [{kpi: children_open_cases, value_column: open, labels: {team: team}}]
+`
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(f)
+	if err == nil {
+		t.Fatal("Load accepted connection strings as dsn_env")
+	}
+	for _, want := range []string{"store.dsn_env: must be the name of an environment variable", "sources[0].dsn_env: must be the name of an environment variable"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	for _, secret := range []string{"s3cr3t", "an0ther", "db.example"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error repeats %q:\n%v", secret, err)
 		}
 	}
 }

@@ -302,6 +302,9 @@ func (v *validator) store(s *StoreConfig) {
 	if s.DSNEnv != "" && s.DSNFile != "" {
 		v.addf("store.dsn_file", "give dsn_env or dsn_file, not both")
 	}
+	if s.DSNEnv != "" && !validEnvName(s.DSNEnv) {
+		v.addf("store.dsn_env", errNotEnvName)
+	}
 	if s.DSNEnv == "" && s.DSNFile == "" {
 		s.DSNEnv = DefaultStoreDSNEnv
 	}
@@ -510,6 +513,24 @@ func (s *SourceConfig) DSN() (string, error) {
 	return secret(fmt.Sprintf("source %q", s.Name), s.DSNEnv, s.DSNFile)
 }
 
+// errNotEnvName is the error for a dsn_env that is not a variable's name,
+// such as a connection string pasted in: its text, which may hold a
+// password, is never repeated.
+const errNotEnvName = "must be the name of an environment variable (letters, digits and _), not a connection string; its value is not shown"
+
+// validEnvName reports whether name is a portable environment variable name.
+func validEnvName(name string) bool {
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 func secret(what, env, file string) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -521,6 +542,9 @@ func secret(what, env, file string) (string, error) {
 			return "", fmt.Errorf("%s: dsn_file %s is empty", what, file)
 		}
 		return v, nil
+	}
+	if !validEnvName(env) {
+		return "", fmt.Errorf("%s: dsn_env %s", what, errNotEnvName)
 	}
 	v := strings.TrimSpace(os.Getenv(env))
 	if v == "" {

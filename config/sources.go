@@ -129,6 +129,9 @@ func (v *validator) sqlSource(p string, s *SourceConfig) {
 	if s.DSNEnv != "" && s.DSNFile != "" {
 		v.addf(p+".dsn_file", "give dsn_env or dsn_file, not both")
 	}
+	if s.DSNEnv != "" && !validEnvName(s.DSNEnv) {
+		v.addf(p+".dsn_env", errNotEnvName)
+	}
 	if s.MaxOpenConns < 0 {
 		v.addf(p+".max_open_conns", "must not be negative")
 	}
