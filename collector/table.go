@@ -205,43 +205,18 @@ func readXLSX(ctx context.Context, data []byte, opts config.TableOptions, limit 
 			t, err = nil, fmt.Errorf("not a readable XLSX workbook: %v", r)
 		}
 	}()
-	if len(data) == 0 {
-		return nil, errors.New("the file is empty")
-	}
-	f, err := excelize.OpenReader(bytes.NewReader(data), excelize.Options{UnzipSizeLimit: limit, UnzipXMLSizeLimit: limit})
+	f, err := openWorkbook(data, limit)
 	if err != nil {
-		if strings.Contains(err.Error(), "unzip size") {
-			return nil, fmt.Errorf("the workbook unpacks to more than the source's max_file_size (%s)", config.ByteSize(limit))
-		}
-		return nil, fmt.Errorf("not a readable XLSX workbook (is it damaged, cut short, or an old .xls?): %v", err)
+		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	sheets := f.GetSheetList()
-	sheet := opts.Sheet
-	if sheet == "" {
-		if len(sheets) == 0 {
-			return nil, errors.New("the workbook has no worksheet")
-		}
-		sheet = sheets[0]
-	} else {
-		found := ""
-		for _, s := range sheets {
-			if strings.EqualFold(strings.TrimSpace(s), strings.TrimSpace(sheet)) {
-				found = s
-			}
-		}
-		if found == "" {
-			quoted := make([]string, len(sheets))
-			for i, s := range sheets {
-				quoted[i] = strconv.Quote(s)
-			}
-			return nil, fmt.Errorf("the workbook has no sheet %q; its sheets: %s", sheet, strings.Join(quoted, ", "))
-		}
-		sheet = found
+	sheet, err := pickSheet(f.GetSheetList(), opts.Sheet)
+	if err != nil {
+		return nil, err
 	}
-	date1904 := false
+	w := &worksheet{f: f, sheet: sheet, kinds: map[int]cellKind{}, where: "sheet " + strconv.Quote(sheet)}
 	if props, err := f.GetWorkbookProps(); err == nil && props.Date1904 != nil {
-		date1904 = *props.Date1904
+		w.date1904 = *props.Date1904
 	}
 	rows, err := f.Rows(sheet)
 	if err != nil {
@@ -249,32 +224,8 @@ func readXLSX(ctx context.Context, data []byte, opts config.TableOptions, limit 
 	}
 	defer func() { _ = rows.Close() }()
 
-	kinds := map[int]cellKind{}
-	kindOf := func(cell string) cellKind {
-		if ct, err := f.GetCellType(sheet, cell); err != nil || (ct != excelize.CellTypeNumber && ct != excelize.CellTypeUnset) {
-			return plainNumber
-		}
-		id, err := f.GetCellStyle(sheet, cell)
-		if err != nil {
-			return plainNumber
-		}
-		if k, ok := kinds[id]; ok {
-			return k
-		}
-		k := plainNumber
-		if st, err := f.GetStyle(id); err == nil {
-			if st.CustomNumFmt != nil {
-				k = customFormatKind(*st.CustomNumFmt)
-			} else {
-				k = builtinFormatKind(st.NumFmt)
-			}
-		}
-		kinds[id] = k
-		return k
-	}
-
 	headerRow := max(opts.HeaderRow, 1)
-	where := "sheet " + strconv.Quote(sheet)
+	where := w.where
 	t = &table{}
 	for n := 1; rows.Next(); n++ {
 		if n%checkEvery == 0 {
@@ -302,42 +253,9 @@ func readXLSX(ctx context.Context, data []byte, opts config.TableOptions, limit 
 		if blank(cells) {
 			continue
 		}
-		for i := len(t.columns); i < len(cells); i++ {
-			if strings.TrimSpace(cells[i]) != "" {
-				name, _ := excelize.CoordinatesToCellName(i+1, n)
-				return nil, fmt.Errorf("%s, row %d: cell %s holds %s beyond the header's last column", where, n, name, quoteShort(cells[i]))
-			}
-		}
-		values := make([]any, len(t.columns))
-		for i := range values {
-			if i >= len(cells) {
-				values[i] = ""
-				continue
-			}
-			raw := cells[i]
-			values[i] = raw
-			if _, err := strconv.ParseFloat(strings.TrimSpace(raw), 64); err != nil {
-				continue
-			}
-			name, err := excelize.CoordinatesToCellName(i+1, n)
-			if err != nil {
-				continue
-			}
-			switch kindOf(name) {
-			case dateNumber:
-				serial, _ := strconv.ParseFloat(strings.TrimSpace(raw), 64)
-				tm, err := excelize.ExcelDateToTime(serial, date1904)
-				if err != nil {
-					return nil, fmt.Errorf("%s, row %d: cell %s: %v", where, n, name, err)
-				}
-				// A workbook's date has no zone: it is a calendar date, read
-				// in the collector's time zone like a date written as text.
-				y, mo, d := tm.Date()
-				h, mi, s := tm.Clock()
-				values[i] = time.Date(y, mo, d, h, mi, s, 0, time.FixedZone("", 0))
-			case percentNumber:
-				values[i] = workbookPercent(strings.TrimSpace(raw))
-			}
+		values, err := w.row(cells, len(t.columns), n)
+		if err != nil {
+			return nil, err
 		}
 		t.rows = append(t.rows, tableRow{ref: where + ", row " + strconv.Itoa(n), values: values})
 	}
@@ -348,6 +266,131 @@ func readXLSX(ctx context.Context, data []byte, opts config.TableOptions, limit 
 		return nil, fmt.Errorf("%s has no header row: it ends before row %d", where, headerRow)
 	}
 	return t, nil
+}
+
+// openWorkbook opens an XLSX workbook that unpacks to at most limit bytes.
+func openWorkbook(data []byte, limit int64) (*excelize.File, error) {
+	if len(data) == 0 {
+		return nil, errors.New("the file is empty")
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(data), excelize.Options{UnzipSizeLimit: limit, UnzipXMLSizeLimit: limit})
+	if err != nil {
+		if strings.Contains(err.Error(), "unzip size") {
+			return nil, fmt.Errorf("the workbook unpacks to more than the source's max_file_size (%s)", config.ByteSize(limit))
+		}
+		return nil, fmt.Errorf("not a readable XLSX workbook (is it damaged, cut short, or an old .xls?): %v", err)
+	}
+	return f, nil
+}
+
+// pickSheet returns the sheet of sheets named want, ignoring case and
+// surrounding spaces, or the first sheet when want is empty.
+func pickSheet(sheets []string, want string) (string, error) {
+	if want == "" {
+		if len(sheets) == 0 {
+			return "", errors.New("the workbook has no worksheet")
+		}
+		return sheets[0], nil
+	}
+	found := ""
+	for _, s := range sheets {
+		if strings.EqualFold(strings.TrimSpace(s), strings.TrimSpace(want)) {
+			found = s
+		}
+	}
+	if found == "" {
+		quoted := make([]string, len(sheets))
+		for i, s := range sheets {
+			quoted[i] = strconv.Quote(s)
+		}
+		return "", fmt.Errorf("the workbook has no sheet %q; its sheets: %s", want, strings.Join(quoted, ", "))
+	}
+	return found, nil
+}
+
+// worksheet reads the cells of one sheet of a workbook: numbers formatted
+// as dates become times, numbers formatted as percentages become ratios.
+type worksheet struct {
+	f        *excelize.File
+	sheet    string
+	where    string
+	date1904 bool
+	kinds    map[int]cellKind // by style ID
+}
+
+// kindOf says how the number in cell is formatted.
+func (w *worksheet) kindOf(cell string) cellKind {
+	if ct, err := w.f.GetCellType(w.sheet, cell); err != nil || (ct != excelize.CellTypeNumber && ct != excelize.CellTypeUnset) {
+		return plainNumber
+	}
+	id, err := w.f.GetCellStyle(w.sheet, cell)
+	if err != nil {
+		return plainNumber
+	}
+	if k, ok := w.kinds[id]; ok {
+		return k
+	}
+	k := plainNumber
+	if st, err := w.f.GetStyle(id); err == nil {
+		if st.CustomNumFmt != nil {
+			k = customFormatKind(*st.CustomNumFmt)
+		} else {
+			k = builtinFormatKind(st.NumFmt)
+		}
+	}
+	w.kinds[id] = k
+	return k
+}
+
+// row returns the values of row n, whose raw cells are cells, for a table
+// of width columns; a cell beyond them that holds something is an error.
+func (w *worksheet) row(cells []string, width, n int) ([]any, error) {
+	for i := width; i < len(cells); i++ {
+		if strings.TrimSpace(cells[i]) != "" {
+			name, _ := excelize.CoordinatesToCellName(i+1, n)
+			return nil, fmt.Errorf("%s, row %d: cell %s holds %s beyond the header's last column", w.where, n, name, quoteShort(cells[i]))
+		}
+	}
+	values := make([]any, width)
+	for i := range values {
+		if i >= len(cells) {
+			values[i] = ""
+			continue
+		}
+		v, err := w.value(cells[i], i, n)
+		if err != nil {
+			return nil, err
+		}
+		values[i] = v
+	}
+	return values, nil
+}
+
+// value is the value of the raw cell in column i of row n.
+func (w *worksheet) value(raw string, i, n int) (any, error) {
+	if _, err := strconv.ParseFloat(strings.TrimSpace(raw), 64); err != nil {
+		return raw, nil
+	}
+	name, err := excelize.CoordinatesToCellName(i+1, n)
+	if err != nil {
+		return raw, nil
+	}
+	switch w.kindOf(name) {
+	case dateNumber:
+		serial, _ := strconv.ParseFloat(strings.TrimSpace(raw), 64)
+		tm, err := excelize.ExcelDateToTime(serial, w.date1904)
+		if err != nil {
+			return nil, fmt.Errorf("%s, row %d: cell %s: %v", w.where, n, name, err)
+		}
+		// A workbook's date has no zone: it is a calendar date, read in the
+		// collector's time zone like a date written as text.
+		y, mo, d := tm.Date()
+		h, mi, s := tm.Clock()
+		return time.Date(y, mo, d, h, mi, s, 0, time.FixedZone("", 0)), nil
+	case percentNumber:
+		return workbookPercent(strings.TrimSpace(raw)), nil
+	}
+	return raw, nil
 }
 
 // builtinFormatKind classifies Excel's built-in number formats: 9 and 10
