@@ -155,6 +155,29 @@ func (v *validator) fileSource(p string, s *SourceConfig) {
 	s.Directory = filepath.Clean(dir)
 }
 
+// errSecretParam is the error for a URL whose query carries a secret.
+const errSecretParam = "the query parameter %q carries a secret, which would be recorded with every run and logged: " +
+	"send it in a header read from a file (http_config.http_headers with files, or http_config.authorization.credentials_file)"
+
+// secretWords are query parameter names, lower case without - and _, that
+// carry credentials.
+var secretWords = []string{"key", "apikey", "token", "accesstoken", "authtoken", "secret", "clientsecret",
+	"password", "passwd", "pwd", "signature", "sig", "auth", "authorization", "credential", "credentials"}
+
+// secretQueryParam returns the name of u's first query parameter that
+// carries a secret, or "".
+func secretQueryParam(u *url.URL) string {
+	for name := range u.Query() {
+		norm := strings.ToLower(strings.NewReplacer("-", "", "_", "", ".", "").Replace(name))
+		for _, w := range secretWords {
+			if norm == w || strings.HasSuffix(norm, w) && w != "key" && w != "sig" && w != "auth" || norm == "x"+w {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
 func (v *validator) httpSource(p string, s *SourceConfig) {
 	if s.BaseURL == "" {
 		v.addf(p+".base_url", "is required: the scheme and host the source's collectors send requests to, e.g. https://api.example.org/v1/")
@@ -162,6 +185,8 @@ func (v *validator) httpSource(p string, s *SourceConfig) {
 		v.addf(p+".base_url", "%q is not an http or https URL", s.BaseURL)
 	} else if u.User != nil {
 		v.addf(p+".base_url", "must not hold credentials (secrets never sit in the config text): use http_config's basic_auth with password_file")
+	} else if name := secretQueryParam(u); name != "" {
+		v.addf(p+".base_url", errSecretParam, name)
 	}
 	if s.HTTPConfig == nil {
 		s.HTTPConfig = &HTTPClientConfig{HTTPClientConfig: promconfig.DefaultHTTPClientConfig}
@@ -540,6 +565,8 @@ func (v *validator) httpInput(p string, cc *CollectorConfig, src *SourceConfig) 
 	hp := p + ".http"
 	if strings.TrimSpace(h.URL) == "" {
 		v.addf(hp+".url", "is required: the address requested, relative to the source's base_url")
+	} else if u, err := url.Parse(h.URL); err == nil && secretQueryParam(u) != "" {
+		v.addf(hp+".url", errSecretParam, secretQueryParam(u))
 	} else if src.BaseURL != "" {
 		if _, err := src.ResolveURL(h.URL); err != nil {
 			v.addf(hp+".url", "%v", err)
