@@ -73,6 +73,24 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	if err := s.followStatusEvents(ctx, tx); err != nil {
 		return nil, nil, fmt.Errorf("reading status events: %w", err)
 	}
+	byID, changed, err := s.changedStatuses(ctx, tx, cands)
+	if err != nil || len(changed) == 0 {
+		return nil, nil, err
+	}
+	reasons, err := statusReasons(ctx, tx, b, byID, changed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading statuses: %w", err)
+	}
+	if err := stageStatuses(ctx, tx, b, byID, changed, reasons); err != nil {
+		return nil, nil, err
+	}
+	return recordStatusChanges(ctx, tx, b, byID, reasons, runID, now)
+}
+
+// changedStatuses returns the candidates whose status differs from the one
+// in memory (brought up to date with the store), by series ID, and their
+// IDs in order.
+func (s *Store) changedStatuses(ctx context.Context, tx *sqlx.Conn, cands []candidate) (map[int64]*candidate, []int64, error) {
 	// The candidates come in the order of their series IDs.
 	ids := make([]int64, len(cands))
 	for i := range cands {
@@ -89,23 +107,22 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 			changed = append(changed, ids[i])
 		}
 	})
-	if len(changed) == 0 {
-		return nil, nil, nil
-	}
+	return byID, changed, nil
+}
 
-	reasons, err := statusReasons(ctx, tx, b, byID, changed)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading statuses: %w", err)
-	}
+// stageStatuses copies the changed series' new statuses, with the period,
+// value and thresholds they were judged on, into the temporary table
+// run_status.
+func stageStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]*candidate, changed []int64, reasons map[int64]string) error {
 	if _, err := tx.ExecContext(ctx, `
 		CREATE TEMP TABLE run_status (
 			series_id bigint, period timestamptz, value double precision,
 			status text, amber double precision, red double precision, reason text
 		) ON COMMIT DROP`); err != nil {
-		return nil, nil, fmt.Errorf("staging statuses: %w", err)
+		return fmt.Errorf("staging statuses: %w", err)
 	}
 	enc := newCopyEncoder()
-	err = copyIn(ctx, tx, "run_status", []string{"series_id", "period", "value", "status", "amber", "red", "reason"}, len(changed), func(buf []byte, i int) []byte {
+	err := copyIn(ctx, tx, "run_status", []string{"series_id", "period", "value", "status", "amber", "red", "reason"}, len(changed), func(buf []byte, i int) []byte {
 		c := byID[changed[i]]
 		o := &b.obs[c.obs]
 		_, th := o.KPI.Evaluate(o.Labels, o.Period, stored(o.Value))
@@ -121,8 +138,15 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 		return append(buf, '\\', 'N')
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("staging statuses: %w", err)
+		return fmt.Errorf("staging statuses: %w", err)
 	}
+	return nil
+}
+
+// recordStatusChanges stores the staged statuses that change a series'
+// status, with a status event each, and returns the changes and what
+// memory must learn once the transaction commits.
+func recordStatusChanges(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]*candidate, reasons map[int64]string, runID int64, now time.Time) ([]kpi.StatusChange, *statusRecord, error) {
 	// A status changes when it differs from the stored one and the run's
 	// latest period is the series' latest (the run's rows are stored by
 	// now). The status is compared again here: that costs nothing and does
