@@ -116,6 +116,23 @@ func NewHTTPSource(cc *config.CollectorConfig, src *config.SourceConfig, m *Mapp
 	if s.client, err = promconfig.NewClientFromConfig(hc, "carewatch_"+src.Name); err != nil {
 		return nil, fmt.Errorf("collector %q: source %q: http_config: %w", cc.Name, src.Name, err)
 	}
+	// The client's credentials go with every request it sends, redirects
+	// included: a redirect to another scheme, host or port is refused,
+	// so they never follow one there.
+	follow := s.client.CheckRedirect
+	s.client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if from := via[0].URL; req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+			return fmt.Errorf("a redirect from %s://%s to %s://%s was refused: the source's credentials are for %s://%s only",
+				from.Scheme, from.Host, req.URL.Scheme, req.URL.Host, from.Scheme, from.Host)
+		}
+		if follow != nil {
+			return follow(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 	return s, nil
 }
 

@@ -402,6 +402,52 @@ collectors:
 	}
 }
 
+// A redirect to another port of the same host is refused: the source's
+// bearer token never reaches it.
+func TestCredentialsNeverFollowARedirectToAnotherPort(t *testing.T) {
+	var leaked string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = r.Header.Get("Authorization")
+		io.WriteString(w, "team,vacancy\r\nnorth,1%\r\n")
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/export.csv", http.StatusFound)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("URL", srv.URL, "TOKEN", token).Replace(`
+kpis: [{name: vacancy_ratio, help: h, direction: lower_is_better, labels: [team]}]
+sources:
+  - {name: hr_api, type: http, base_url: URL, http_config: {authorization: {credentials_file: TOKEN}}}
+collectors:
+  - name: hr
+    source: hr_api
+    schedule: "@daily"
+    http: {url: /export.csv, format: csv}
+    metrics: [{kpi: vacancy_ratio, value_column: vacancy, percent: true, labels: {team: team}}]
+`)
+	cfg, err := config.Parse([]byte(text), filepath.Join(dir, "c.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := newSourceFor(cfg, &cfg.Collectors[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.Collect(t.Context(), kpi.RunInfo{Collector: "hr", At: time.Now(), Location: cfg.Location})
+	if err == nil || !strings.Contains(err.Error(), "redirect") || !strings.Contains(err.Error(), "was refused") {
+		t.Errorf("Collect = %v, want the redirect refused", err)
+	}
+	if leaked != "" {
+		t.Errorf("the bearer token reached another port: %q", leaked)
+	}
+}
+
 // Rows found by a path to one array, without [*], are that array's elements.
 func TestRowsPathToAnArrayWithoutAWildcard(t *testing.T) {
 	a := newAPI(t)
