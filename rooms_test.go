@@ -57,7 +57,7 @@ var rooms = map[string]room{
 	// Shared helpers below every room.
 	"internal": {},
 	// The command-line conventions the binaries share.
-	"internal/cli": {external: []string{"github.com/alecthomas/kingpin/v2", "github.com/prometheus/exporter-toolkit"}},
+	"internal/cli": {external: []string{"github.com/alecthomas/kingpin/v2", "github.com/prometheus/exporter-toolkit", "github.com/prometheus/common"}},
 	// lib/pq connections whose every wait is bounded, for the store and
 	// the PostgreSQL sources.
 	"internal/pgbound": {external: []string{"github.com/lib/pq", "golang.org/x/sys"}},

@@ -19,10 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
-	promslogflag "github.com/prometheus/common/promslog/flag"
-	"github.com/prometheus/common/version"
 
 	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/internal/cli"
@@ -34,14 +31,7 @@ func main() {
 
 // run parses the command line and runs the demo; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	app := kingpin.New("carewatch-demo", "Run carewatch on the synthetic demo council, provisioning a local PostgreSQL when "+demo.StoreDSNEnv+" is not set.")
-	app.Version(version.Print("carewatch-demo"))
-	app.HelpFlag.Short('h')
-	app.UsageWriter(stdout)
-	app.ErrorWriter(stderr)
-
-	logConfig := &promslog.Config{Writer: stderr}
-	promslogflag.AddFlags(app, logConfig)
+	app, logConfig := cli.New("carewatch-demo", "Run carewatch on the synthetic demo council, provisioning a local PostgreSQL when "+demo.StoreDSNEnv+" is not set.", stdout, stderr)
 	o := options{Stdout: stdout, Stderr: stderr}
 	app.Flag("config.file", "The demo council's carewatch configuration.").Default(defaultConfigFile).StringVar(&o.ConfigFile)
 	app.Flag("web.listen-address", "Addresses carewatch serves /metrics on (repeatable).").Default(":9839").StringsVar(&o.ListenAddresses)

@@ -28,9 +28,7 @@ import (
 	"time"
 	_ "time/tzdata" // --display.timezone must work in minimal containers without a zoneinfo database
 
-	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
-	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -49,14 +47,7 @@ func main() {
 // run parses the command line and serves until SIGINT or SIGTERM; it
 // returns the exit code.
 func run(args []string, stderr io.Writer) int {
-	app := kingpin.New("carewatch-teams", "Relays Alertmanager webhook notifications to Microsoft Teams channels as Adaptive Cards.")
-	app.Version(version.Print("carewatch-teams"))
-	app.HelpFlag.Short('h')
-	app.UsageWriter(stderr)
-	app.ErrorWriter(stderr)
-
-	logConfig := &promslog.Config{Writer: stderr}
-	promslogflag.AddFlags(app, logConfig)
+	app, logConfig := cli.New("carewatch-teams", "Relays Alertmanager webhook notifications to Microsoft Teams channels as Adaptive Cards.", stderr, stderr)
 	webFlags := kingpinflag.AddFlags(app, defaultListenAddress)
 	urlFiles := app.Flag("teams.webhook-url-file",
 		"File holding a Teams webhook URL: FILE for the default channel (POST /alerts), NAME=FILE for channel NAME (POST /alerts/NAME). Repeatable.").

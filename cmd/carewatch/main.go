@@ -13,10 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
-	promslogflag "github.com/prometheus/common/promslog/flag"
-	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/carewatch/carewatch/internal/cli"
@@ -36,14 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // runWithInput is run with the standard input commands read (comment -).
 func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := kingpin.New("carewatch", "Collects social care KPIs on a schedule, keeps their history in PostgreSQL and serves them as Prometheus metrics.")
-	app.Version(version.Print("carewatch"))
-	app.HelpFlag.Short('h')
-	app.UsageWriter(stdout)
-	app.ErrorWriter(stderr)
-
-	logConfig := &promslog.Config{Writer: stderr}
-	promslogflag.AddFlags(app, logConfig)
+	app, logConfig := cli.New("carewatch", "Collects social care KPIs on a schedule, keeps their history in PostgreSQL and serves them as Prometheus metrics.", stdout, stderr)
 	configFile := app.Flag("config.file", "carewatch configuration file.").Default("carewatch.yml").String()
 
 	runCmd := app.Command("run", "Run the daemon: scheduled collectors, the store and /metrics.").Default()

@@ -7,12 +7,31 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 )
+
+// New returns the command line of the program name, described by help, in
+// the ecosystem's conventions: --version, -h for --help, usage on stdout,
+// errors on stderr, and --log.level and --log.format, which fill the
+// returned logging configuration (logs go to stderr).
+func New(name, help string, stdout, stderr io.Writer) (*kingpin.Application, *promslog.Config) {
+	app := kingpin.New(name, help)
+	app.Version(version.Print(name))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	logConfig := &promslog.Config{Writer: stderr}
+	promslogflag.AddFlags(app, logConfig)
+	return app, logConfig
+}
 
 // Parse parses args with app. When a flag such as --help or --version has
 // printed what was asked and asks the program to end, exit is true and code
