@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,30 +23,17 @@ import (
 )
 
 // axeDir holds the package.json that pins axe-core; .ci/run installs it
-// with npm ci, and the test does so itself when it is missing.
+// with npm ci.
 const axeDir = "testdata/axe"
 
-// axeSource returns axe-core's script, installing it with npm first if
-// need be.
+// axeSource returns axe-core's script; the test fails, saying how to
+// install it, when it is missing.
 func axeSource(t *testing.T) string {
 	t.Helper()
 	script := filepath.Join(axeDir, "node_modules", "axe-core", "axe.min.js")
-	if _, err := os.Stat(script); err != nil {
-		npm, err := debian.Ensure(t.Context(), slog.New(slog.NewTextHandler(t.Output(), nil)), "npm", "npm")
-		if err != nil {
-			t.Fatalf("axe-core is not installed and npm is missing: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = axeDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("installing axe-core (npm ci in %s): %v\n%s", axeDir, err, out)
-		}
-	}
 	b, err := os.ReadFile(script)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("axe-core is not installed (%v): install it with (cd cmd/carewatch/%s && npm ci --no-audit --no-fund), as .ci/run does", err, axeDir)
 	}
 	return string(b)
 }
@@ -69,8 +55,7 @@ func artefactDir(t *testing.T) string {
 // browser starts Debian's chromium headless with a fresh profile.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	path, err := debian.Ensure(t.Context(), logger, "chromium", "chromium")
+	path, err := debian.Find("chromium", "chromium")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +144,7 @@ var spaces = regexp.MustCompile(`\s+`)
 // pack written by `carewatch report --out` renders with the network off.
 func TestReportPassesAxeAndPrintsInChromium(t *testing.T) {
 	axe := axeSource(t)
-	pdftotext, err := debian.Ensure(t.Context(), slog.New(slog.NewTextHandler(t.Output(), nil)), "pdftotext", "poppler-utils")
+	pdftotext, err := debian.Find("pdftotext", "poppler-utils")
 	if err != nil {
 		t.Fatal(err)
 	}
