@@ -37,15 +37,16 @@ collectors:`+
 	in := startDaemon(t, file)
 
 	start := time.Now()
-	const reloads = 13
+	// Ten reloads in 40 seconds, more often than every collector's interval.
+	const reloads = 10
 	for range reloads {
-		time.Sleep(5 * time.Second)
+		time.Sleep(4 * time.Second)
 		if err := in.d.reload(t.Context()); err != nil {
 			t.Fatalf("reload: %v", err)
 		}
 	}
 	// The runs of the last ticks finish.
-	time.Sleep(6 * time.Second)
+	time.Sleep(5 * time.Second)
 	end := time.Now()
 
 	db := sqlx.MustOpen("postgres", storeDSN)
