@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/carewatch/carewatch/demo"
+	"github.com/carewatch/carewatch/e2e"
 	"github.com/carewatch/carewatch/internal/debian"
 	"github.com/carewatch/carewatch/mariadblocal/mdbtest"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
@@ -693,15 +694,24 @@ collectors:
 // check --connect reaches the store and every source, and names the one it
 // cannot reach.
 func TestCheckConnectNamesTheUnreachableSource(t *testing.T) {
-	newCouncil(t)
+	c := newCouncil(t)
+	// The demo configuration, reading the council's statutory returns from
+	// where this test writes them rather than from the checkout.
+	returns := t.TempDir()
+	writeSampledReturns(t, c.source, returns)
+	config := e2e.DemoConfig(t, e2e.DemoConfigOptions{Directories: map[string]string{
+		"annex_a": filepath.Join(returns, demo.AnnexADir),
+		"ssda903": filepath.Join(returns, demo.SSDA903Dir),
+		"cld":     filepath.Join(returns, demo.CLDDir),
+	}})
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"check", "--connect", "--config.file", demoConfig}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"check", "--connect", "--config.file", config}, &stdout, &stderr); code != 0 {
 		t.Fatalf("check --connect on a reachable demo: exit %d: %s", code, stderr.String())
 	}
 	t.Setenv(demo.SourceDSNEnv, "postgres://carewatch@127.0.0.1:1/none?sslmode=disable")
 	stdout.Reset()
 	stderr.Reset()
-	if code := run([]string{"check", "--connect", "--config.file", demoConfig}, &stdout, &stderr); code != 1 {
+	if code := run([]string{"check", "--connect", "--config.file", config}, &stdout, &stderr); code != 1 {
 		t.Errorf("check --connect with the source down: exit %d", code)
 	}
 	if !strings.Contains(stderr.String(), `source "cms": cannot connect`) {

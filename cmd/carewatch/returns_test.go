@@ -35,26 +35,8 @@ func TestCollectDryRunPrintsTheReturnsKPIs(t *testing.T) {
 	// cld/ beside demo/, whose returns/ the demo writes.
 	root := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := demo.BuildReturns(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A sample of the largest parts (List 1's contacts, which no KPI reads,
-	// and a fifth of CLD's adults with all their rows), so that this runs in
-	// reasonable time under the race detector; examples/ compares every
-	// collector over the demo's returns in full.
-	r.Contacts = r.Contacts[:len(r.Contacts)/8]
-	var events []demo.CLDEvent
-	for _, e := range r.CLD {
-		if strings.HasSuffix(e.Person, "0") || strings.HasSuffix(e.Person, "5") {
-			events = append(events, e)
-		}
-	}
-	r.CLD = events
 	// As carewatch-demo writes them, beside its configuration.
-	if err := demo.WriteReturns(r, filepath.Join(root, "demo", "returns")); err != nil {
-		t.Fatal(err)
-	}
+	r := writeSampledReturns(t, db, filepath.Join(root, "demo", "returns"))
 	want := r.Figures()
 	for _, ex := range []struct{ dir, collectors string }{
 		{"annex-a", "annex_a_assessments"},
@@ -102,4 +84,30 @@ func TestCollectDryRunPrintsTheReturnsKPIs(t *testing.T) {
 			t.Errorf("%s: only %d series checked", ex.dir, checked)
 		}
 	}
+}
+
+// writeSampledReturns writes the statutory returns of the council in db into
+// dir, as carewatch-demo does, and returns them. It keeps a sample of the
+// largest parts (List 1's contacts, which no KPI reads, and a fifth of CLD's
+// adults with all their rows), so that collecting them runs in reasonable
+// time under the race detector; examples/ compares every collector over the
+// demo's returns in full.
+func writeSampledReturns(t *testing.T, db *sqlx.DB, dir string) *demo.Returns {
+	t.Helper()
+	r, err := demo.BuildReturns(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Contacts = r.Contacts[:len(r.Contacts)/8]
+	var events []demo.CLDEvent
+	for _, e := range r.CLD {
+		if strings.HasSuffix(e.Person, "0") || strings.HasSuffix(e.Person, "5") {
+			events = append(events, e)
+		}
+	}
+	r.CLD = events
+	if err := demo.WriteReturns(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
