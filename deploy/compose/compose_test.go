@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"debug/elf"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -1442,5 +1443,47 @@ func TestIgnoredBy(t *testing.T) {
 				t.Errorf("ignoredBy(%q) = %v", c.path, got)
 			}
 		})
+	}
+}
+
+// TestEnvFileIsIgnored checks that the .env holding the stack's passwords
+// can be neither committed nor copied into an image, while .env.example,
+// which documents it, stays in the repository. git itself decides what it
+// ignores.
+func TestEnvFileIsIgnored(t *testing.T) {
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatalf("git is needed to check .gitignore: %v", err)
+	}
+	for _, c := range []struct {
+		path    string
+		ignored bool
+	}{
+		{".env", true},
+		{"deploy/.env", true},
+		{".env.example", false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// --no-index: the answer from the ignore rules alone, whether or not
+		// the path is tracked; exit 0 ignored, 1 not ignored, else an error.
+		cmd := exec.CommandContext(ctx, gitBin, "-C", root, "check-ignore", "-q", "--no-index", c.path)
+		err := cmd.Run()
+		cancel()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			if !c.ignored {
+				t.Errorf("git ignores %s, which belongs in the repository", c.path)
+			}
+		case errors.As(err, &exit) && exit.ExitCode() == 1:
+			if c.ignored {
+				t.Errorf("git does not ignore %s: add it to .gitignore", c.path)
+			}
+		default:
+			t.Fatalf("git check-ignore %s: %v", c.path, err)
+		}
+	}
+	if _, ok := ignoredBy(readDockerignore(t), ".env"); !ok {
+		t.Error(".dockerignore does not leave .env out of the build context")
 	}
 }
