@@ -624,7 +624,9 @@ func quoteShort(s string) string {
 
 // labelValue reads a label cell: text as it is (trimmed, since fixed-width
 // CHAR columns come padded), numbers formatted plainly. A NULL or empty label
-// is an error: Prometheus cannot tell an empty label from an absent one.
+// is an error: Prometheus cannot tell an empty label from an absent one. So
+// is one longer than kpi.MaxLabelValueBytes, named by its length and a short
+// prefix only, since a long cell may hold text that does not belong in a log.
 func labelValue(v any) (string, error) {
 	var s string
 	switch x := v.(type) {
@@ -673,6 +675,10 @@ func labelValue(v any) (string, error) {
 	}
 	if !utf8.ValidString(s) {
 		return "", fmt.Errorf("the label value %s is not valid UTF-8", quoteShort(s))
+	}
+	if len(s) > kpi.MaxLabelValueBytes {
+		return "", fmt.Errorf("the label value is %d bytes long, more than the limit of %d (it begins %s)",
+			len(s), kpi.MaxLabelValueBytes, quoteShort(s))
 	}
 	return s, nil
 }

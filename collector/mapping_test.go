@@ -1,6 +1,7 @@
 package collector_test
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -184,6 +185,47 @@ func TestMapLabels(t *testing.T) {
 				t.Errorf("labels = %q, want [%q \"north\"]", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMapRefusesALabelValueOverTheLimit: a cell longer than
+// kpi.MaxLabelValueBytes (a wrong column holding notes, say) fails the row
+// naming the collector, row, column, label and length, and the error
+// carries only a short prefix of the cell, never the rest of it.
+func TestMapRefusesALabelValueOverTheLimit(t *testing.T) {
+	m := mustMapper(t, caseloadCollector(), 10, "service", "team", "caseload")
+	run := runAt(t, "2025-10-01T09:00:00Z")
+
+	atLimit := strings.Repeat("é", kpi.MaxLabelValueBytes/2) // 2 bytes each
+	obs, err := m.Map(row(2), []any{atLimit, "north", int64(1)}, run)
+	if err != nil {
+		t.Fatalf("a label value of exactly %d bytes: %v", kpi.MaxLabelValueBytes, err)
+	}
+	if obs[0].Labels[0] != atLimit {
+		t.Errorf("label = %q, want the cell as it is", obs[0].Labels[0])
+	}
+
+	const tail = "SECRET-TAIL-NOT-ECHOED"
+	over := strings.Repeat("x", kpi.MaxLabelValueBytes) + tail
+	_, err = m.Map(row(3), []any{"children", []byte(over), int64(1)}, run)
+	if err == nil {
+		t.Fatalf("a label value of %d bytes was accepted", len(over))
+	}
+	want := fmt.Sprintf(`collector "caseload": row 3, column "team": label "team" of KPI "children_sw_caseload_average": `+
+		`the label value is %d bytes long, more than the limit of %d (it begins %q…)`,
+		len(over), kpi.MaxLabelValueBytes, strings.Repeat("x", 64))
+	if err.Error() != want {
+		t.Errorf("error = %s\nwant    %s", err, want)
+	}
+	if strings.Contains(err.Error(), tail) {
+		t.Errorf("the error echoes the end of the value: %s", err)
+	}
+
+	// The limit counts the value as stored: the padding of a CHAR column
+	// is trimmed first.
+	padded := strings.Repeat("y", kpi.MaxLabelValueBytes) + "      "
+	if _, err := m.Map(row(4), []any{padded, "north", int64(1)}, run); err != nil {
+		t.Errorf("a %d-byte value padded with spaces: %v", kpi.MaxLabelValueBytes, err)
 	}
 }
 

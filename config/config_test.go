@@ -115,6 +115,9 @@ func TestBadConfigsAreRefusedWithMessagesNamingThePath(t *testing.T) {
 			`testdata/labels_mismatch.yml:14: collectors[0].metrics[0]: KPI x's label "service" is given no value: map it to a column under labels or fix it under static_labels`,
 			`testdata/labels_mismatch.yml:16: collectors[0].metrics[0].labels: label "ward" is not one of KPI x's labels [service team]`,
 		}},
+		{"static_label_too_long.yml", []string{
+			`testdata/static_label_too_long.yml:16: collectors[0].metrics[0].static_labels.service: is 257 bytes long: a label value is at most 256`,
+		}},
 		{"missing_source.yml", []string{
 			`testdata/missing_source.yml:4: kpis[0].direction: direction "sideways" is not one of lower_is_better, higher_is_better`,
 			`testdata/missing_source.yml:6: sources[0].type: unknown source type "oracle": one of file, http, mariadb, mysql, postgres, sqlserver`,

@@ -745,6 +745,8 @@ func (v *validator) mapping(p string, m *MetricMapping, cat kpi.Catalogue) {
 	for _, l := range sortedKeys(m.StaticLabels) {
 		if strings.TrimSpace(m.StaticLabels[l]) == "" {
 			v.addf(p+".static_labels."+l, "is empty: a label value cannot be")
+		} else if n := len(m.StaticLabels[l]); n > kpi.MaxLabelValueBytes {
+			v.addf(p+".static_labels."+l, "is %d bytes long: a label value is at most %d", n, kpi.MaxLabelValueBytes)
 		}
 		if k.LabelIndex(l) < 0 {
 			v.addf(p+".static_labels", "label %q is not one of KPI %s's labels %v", l, k.Name, k.Labels)

@@ -23,6 +23,12 @@ var (
 	labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 )
 
+// MaxLabelValueBytes is the longest label value carewatch stores and
+// exports, in bytes of UTF-8. Label values name teams, services, areas and
+// codes; a longer one is almost always a wrong column (free text, a note, a
+// whole JSON document) and would bloat every series that carries it.
+const MaxLabelValueBytes = 256
+
 // reservedPrefixes are the name spaces of carewatch's own metrics
 // (carewatch_kpi_*, carewatch_collector_*, carewatch_config_*,
 // carewatch_store_*, carewatch_build_info).
