@@ -84,10 +84,8 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		return err
 	}
 	// Listen first: an address in use ends the start at once.
-	var listeners []net.Listener
-	if o.Listener != nil {
-		listeners = []net.Listener{o.Listener}
-	} else if listeners, err = cli.Listen(o.Web); err != nil {
+	listeners, err := listen(o)
+	if err != nil {
 		return err
 	}
 	serving := false
@@ -104,27 +102,8 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	}
 	defer st.Close()
 
-	self := exporter.NewSelfRegistry()
-	reloadM, err := exporter.NewReloadMetrics(self)
+	d, self, err := newDaemon(ctx, o, st)
 	if err != nil {
-		return err
-	}
-	d := &daemon{
-		ctx:      ctx,
-		opts:     o,
-		logger:   logger,
-		store:    st,
-		exporter: exporter.New(logger),
-		reloadM:  reloadM,
-		storeUp:  &storeHealth{timeout: st.Timeout()},
-	}
-	if err := self.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: exporter.StoreUpMetric,
-		Help: "Whether carewatch's PostgreSQL store answered its last round trip and has answered one within the store's timeout (1) or not (0).",
-	}, d.storeUp.value)); err != nil {
-		return err
-	}
-	if err := self.Register(exporter.NewTimezoneCollector(d.location, time.Now)); err != nil {
 		return err
 	}
 
@@ -140,30 +119,12 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	d.active = gen
 	d.reloadM.Succeeded(time.Now())
 
-	mux, err := exporter.NewMux(exporter.MuxOptions{
-		Exporter: d.exporter,
-		Self:     self,
-		Reload: func(ctx context.Context) error {
-			return d.logReload(ctx, "HTTP", d.reload(ctx))
-		},
-		EnableLifecycle: o.EnableLifecycle,
-		Version:         version.Version,
-		Report:          d.reportHandler(),
-	})
+	server, serveErr, err := d.serve(self, listeners)
 	if err != nil {
 		gen.stop(ctx)
 		return err
 	}
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
 	serving = true
-	go func() {
-		if len(listeners) > 0 {
-			serveErr <- web.ServeMultiple(listeners, server, o.Web, logger)
-		} else {
-			serveErr <- web.ListenAndServe(server, o.Web, logger)
-		}
-	}()
 
 	if err := gen.scheduler.Start(ctx); err != nil {
 		server.Close()
@@ -173,6 +134,87 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	logger.Info("carewatch started", "kpis", len(cfg.Catalogue), "collectors", len(cfg.Collectors))
 
 	var wg sync.WaitGroup
+	d.startBackground(ctx, &wg)
+	if o.Started != nil {
+		o.Started(d)
+	}
+
+	runErr := d.loop(ctx, serveErr)
+	d.shutdown(server)
+	wg.Wait()
+	return runErr
+}
+
+// listen returns the listener the caller handed over, or opens those the
+// web options name.
+func listen(o daemonOptions) ([]net.Listener, error) {
+	if o.Listener != nil {
+		return []net.Listener{o.Listener}, nil
+	}
+	return cli.Listen(o.Web)
+}
+
+// newDaemon builds the daemon around an open store and registers its own
+// metrics in the self registry it returns.
+func newDaemon(ctx context.Context, o daemonOptions, st *store.Store) (*daemon, *prometheus.Registry, error) {
+	self := exporter.NewSelfRegistry()
+	reloadM, err := exporter.NewReloadMetrics(self)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &daemon{
+		ctx:      ctx,
+		opts:     o,
+		logger:   o.Logger,
+		store:    st,
+		exporter: exporter.New(o.Logger),
+		reloadM:  reloadM,
+		storeUp:  &storeHealth{timeout: st.Timeout()},
+	}
+	if err := self.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: exporter.StoreUpMetric,
+		Help: "Whether carewatch's PostgreSQL store answered its last round trip and has answered one within the store's timeout (1) or not (0).",
+	}, d.storeUp.value)); err != nil {
+		return nil, nil, err
+	}
+	if err := self.Register(exporter.NewTimezoneCollector(d.location, time.Now)); err != nil {
+		return nil, nil, err
+	}
+	return d, self, nil
+}
+
+// serve starts serving the exporter's pages on listeners (or on the
+// addresses the web options name when there are none). The channel receives
+// the error serving ended with.
+func (d *daemon) serve(self *prometheus.Registry, listeners []net.Listener) (*http.Server, <-chan error, error) {
+	mux, err := exporter.NewMux(exporter.MuxOptions{
+		Exporter: d.exporter,
+		Self:     self,
+		Reload: func(ctx context.Context) error {
+			return d.logReload(ctx, "HTTP", d.reload(ctx))
+		},
+		EnableLifecycle: d.opts.EnableLifecycle,
+		Version:         version.Version,
+		Report:          d.reportHandler(),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() {
+		if len(listeners) > 0 {
+			serveErr <- web.ServeMultiple(listeners, server, d.opts.Web, d.logger)
+		} else {
+			serveErr <- web.ListenAndServe(server, d.opts.Web, d.logger)
+		}
+	}()
+	return server, serveErr, nil
+}
+
+// startBackground starts the store watch, the pruning of old runs and the
+// listening for other replicas' runs; each ends with ctx and marks wg done.
+func (d *daemon) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(3)
 	go func() { defer wg.Done(); d.watchStore(ctx) }()
 	go func() { defer wg.Done(); d.pruneRuns(ctx) }()
@@ -180,7 +222,7 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		defer wg.Done()
 		// Another replica's run changes what this one must serve; this
 		// one's own runs were published as they were stored.
-		if err := st.Listen(ctx, func(n store.Notification) {
+		if err := d.store.Listen(ctx, func(n store.Notification) {
 			switch {
 			case n.Own:
 			case n.RunID > 0:
@@ -189,31 +231,27 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 				d.refreshActive(ctx)
 			}
 		}); err != nil && ctx.Err() == nil {
-			logger.Warn("listening for other replicas' runs stopped", "err", err)
+			d.logger.Warn("listening for other replicas' runs stopped", "err", err)
 		}
 	}()
-	if o.Started != nil {
-		o.Started(d)
-	}
+}
 
-	var runErr error
-loop:
+// loop reloads on every SIGHUP until ctx ends or serving HTTP stops; it
+// returns the serving error, if serving ended with one.
+func (d *daemon) loop(ctx context.Context, serveErr <-chan error) error {
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case <-o.Reload:
+			return nil
+		case <-d.opts.Reload:
 			_ = d.logReload(ctx, "SIGHUP", d.reload(ctx))
 		case err := <-serveErr:
 			if !errors.Is(err, http.ErrServerClosed) {
-				runErr = fmt.Errorf("serving HTTP: %w", err)
+				return fmt.Errorf("serving HTTP: %w", err)
 			}
-			break loop
+			return nil
 		}
 	}
-	d.shutdown(server)
-	wg.Wait()
-	return runErr
 }
 
 // logReload logs the outcome of a reload asked for by trigger (SIGHUP,
