@@ -27,6 +27,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/carewatch/carewatch/internal/debian"
+	"github.com/carewatch/carewatch/internal/localserver"
 )
 
 // LogFileName is the server's error log inside the data directory.
@@ -95,7 +96,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		logger.Info("creating MariaDB system tables", "data_dir", dataDir)
 		cmd := exec.CommandContext(ctx, installDB, args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("mariadblocal: %s: %w\n%s", filepath.Base(installDB), err, tail(string(out), 20))
+			return nil, fmt.Errorf("mariadblocal: %s: %w\n%s", filepath.Base(installDB), err, localserver.Tail(string(out), 20))
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("mariadblocal: %w", err)
@@ -108,7 +109,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	for {
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = localserver.FreePort(); err != nil {
 				return nil, fmt.Errorf("mariadblocal: %w", err)
 			}
 		}
@@ -195,7 +196,7 @@ func start(ctx context.Context, logger *slog.Logger, mariadbd, dataDir string, p
 		} else {
 			_ = s.Stop(context.Background())
 		}
-		return nil, fmt.Errorf("%w; server log %s:\n%s", err, logPath, readTail(logPath, logStart, 20))
+		return nil, fmt.Errorf("%w; server log %s:\n%s", err, logPath, localserver.ReadTail(logPath, logStart, 20))
 	}
 	logger.Info("MariaDB ready", "port", port)
 	return s, nil
@@ -274,34 +275,4 @@ func (s *Server) Stop(ctx context.Context) error {
 	_ = s.proc.Kill()
 	<-s.done
 	return fmt.Errorf("mariadblocal: server did not stop in time and was killed: %w", ctx.Err())
-}
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("picking a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// readTail returns the last n lines written to path from offset on.
-func readTail(path string, offset int64, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read: %v)", err)
-	}
-	if offset > 0 && offset <= int64(len(b)) {
-		b = b[offset:]
-	}
-	return tail(string(b), n)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

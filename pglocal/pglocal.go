@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/carewatch/carewatch/internal/localserver"
 )
 
 // Superuser is the role initdb creates; every DSN of a Server uses it.
@@ -123,7 +125,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	for {
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = localserver.FreePort(); err != nil {
 				return nil, fmt.Errorf("pglocal: %w", err)
 			}
 		}
@@ -361,7 +363,7 @@ func initdb(ctx context.Context, logger *slog.Logger, bindir, dataDir string, c 
 	cmd.SysProcAttr = c.sysProcAttr()
 	logger.Info("creating PostgreSQL cluster", "data_dir", dataDir, "bindir", bindir)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb in %s: %w\n%s", dataDir, err, tail(string(out), 20))
+		return fmt.Errorf("initdb in %s: %w\n%s", dataDir, err, localserver.Tail(string(out), 20))
 	}
 	return nil
 }
@@ -452,7 +454,7 @@ func start(ctx context.Context, logger *slog.Logger, bindir, dataDir string, por
 		} else {
 			_ = s.Stop(context.Background())
 		}
-		logTail := readTail(logPath, logStart, 20)
+		logTail := localserver.ReadTail(logPath, logStart, 20)
 		switch {
 		case strings.Contains(logTail, "Address already in use"):
 			err = fmt.Errorf("%w (%w)", err, errPortInUse)
@@ -608,34 +610,4 @@ func (s *Server) kill() {
 		_ = s.proc.Kill()
 		<-s.done
 	}
-}
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("picking a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// readTail returns the last n lines written to path from offset on.
-func readTail(path string, offset int64, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read: %v)", err)
-	}
-	if offset > 0 && offset <= int64(len(b)) {
-		b = b[offset:]
-	}
-	return tail(string(b), n)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
