@@ -11,22 +11,6 @@ import (
 	"github.com/carewatch/carewatch/store"
 )
 
-// returnsWithin runs fn and fails t if it is still waiting after limit.
-func returnsWithin(t *testing.T, limit time.Duration, what string, fn func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		t.Logf("%s returned after %s: %v", what, time.Since(start).Round(time.Millisecond), err)
-		return err
-	case <-time.After(limit):
-		t.Fatalf("%s: still waiting after %s on a store that does not answer", what, limit)
-		return nil
-	}
-}
-
 // A store whose server stops answering (SIGSTOP: connections accepted,
 // nothing answered) must fail every call at its deadline, not hang.
 func TestEveryCallEndsAtItsDeadlineWhenTheStoreDoesNotAnswer(t *testing.T) {
@@ -70,22 +54,22 @@ func TestEveryCallEndsAtItsDeadlineWhenTheStoreDoesNotAnswer(t *testing.T) {
 		return context.WithTimeout(ctx, 1500*time.Millisecond)
 	}
 	const limit = 4 * time.Second
-	if returnsWithin(t, limit, "Ping", func() error { return st.Ping(ctx) }) == nil {
+	if pgtest.ReturnsWithin(t, limit, "Ping", func() error { return st.Ping(ctx) }) == nil {
 		t.Error("Ping succeeded on a store that does not answer")
 	}
 	c, cancel := deadline()
 	defer cancel()
-	if returnsWithin(t, limit, "Health", func() error { _, err := st.Health(c); return err }) == nil {
+	if pgtest.ReturnsWithin(t, limit, "Health", func() error { _, err := st.Health(c); return err }) == nil {
 		t.Error("Health succeeded on a store that does not answer")
 	}
 	c, cancel = deadline()
 	defer cancel()
-	if returnsWithin(t, limit, "Latest", func() error { _, err := st.Latest(c, cat); return err }) == nil {
+	if pgtest.ReturnsWithin(t, limit, "Latest", func() error { _, err := st.Latest(c, cat); return err }) == nil {
 		t.Error("Latest succeeded on a store that does not answer")
 	}
 	c, cancel = deadline()
 	defer cancel()
-	if returnsWithin(t, limit, "SaveRun", func() error {
+	if pgtest.ReturnsWithin(t, limit, "SaveRun", func() error {
 		_, err := st.SaveRun(c, run("caseloads", t0.Add(time.Hour)), []kpi.Observation{obs(k, day(2), kpi.Known(18), "children", "north")})
 		return err
 	}) == nil {
@@ -93,7 +77,7 @@ func TestEveryCallEndsAtItsDeadlineWhenTheStoreDoesNotAnswer(t *testing.T) {
 	}
 	c, cancel = deadline()
 	defer cancel()
-	returnsWithin(t, limit, "TryRunLock", func() error {
+	pgtest.ReturnsWithin(t, limit, "TryRunLock", func() error {
 		release, ok, err := st.TryRunLock(c, "caseloads")
 		if ok {
 			release()
@@ -101,6 +85,6 @@ func TestEveryCallEndsAtItsDeadlineWhenTheStoreDoesNotAnswer(t *testing.T) {
 		return err
 	})
 	stopListening()
-	returnsWithin(t, limit, "Listen, its context over", func() error { return <-listening })
-	returnsWithin(t, limit, "Close", st.Close)
+	pgtest.ReturnsWithin(t, limit, "Listen, its context over", func() error { return <-listening })
+	pgtest.ReturnsWithin(t, limit, "Close", st.Close)
 }

@@ -14,22 +14,6 @@ import (
 	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
-// within runs fn and fails t if it takes longer than limit.
-func within(t *testing.T, limit time.Duration, what string, fn func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		t.Logf("%s: returned after %s: %v", what, time.Since(start).Round(time.Millisecond), err)
-		return err
-	case <-time.After(limit):
-		t.Fatalf("%s: still waiting after %s on a server that does not answer", what, limit)
-		return nil
-	}
-}
-
 func openBounded(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
 	cfg, err := pq.NewConfig(dsn)
@@ -74,7 +58,7 @@ func TestEveryWaitOnAPausedServerEndsWithItsContext(t *testing.T) {
 	t.Run("a query on a pooled session", func(t *testing.T) {
 		qctx, cancel := timed(time.Second)
 		defer cancel()
-		err := within(t, 4*time.Second, "query", func() error {
+		err := pgtest.ReturnsWithin(t, 4*time.Second, "query", func() error {
 			var one int
 			return db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
 		})
@@ -85,19 +69,19 @@ func TestEveryWaitOnAPausedServerEndsWithItsContext(t *testing.T) {
 	t.Run("a statement in a transaction", func(t *testing.T) {
 		qctx, cancel := timed(time.Second)
 		defer cancel()
-		err := within(t, 4*time.Second, "exec in transaction", func() error {
+		err := pgtest.ReturnsWithin(t, 4*time.Second, "exec in transaction", func() error {
 			_, err := tx.ExecContext(qctx, "SELECT 1")
 			return err
 		})
 		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, pgbound.ErrInterrupted) {
 			t.Fatalf("err = %v, want the context's end", err)
 		}
-		within(t, 4*time.Second, "rollback", tx.Rollback)
+		pgtest.ReturnsWithin(t, 4*time.Second, "rollback", tx.Rollback)
 	})
 	t.Run("a transaction whose context ends", func(t *testing.T) {
 		// database/sql rolls it back on the paused server.
 		txCancel()
-		within(t, 4*time.Second, "rollback", func() error {
+		pgtest.ReturnsWithin(t, 4*time.Second, "rollback", func() error {
 			err := txInCtx.Rollback()
 			if !errors.Is(err, sql.ErrTxDone) {
 				return err
@@ -110,7 +94,7 @@ func TestEveryWaitOnAPausedServerEndsWithItsContext(t *testing.T) {
 		qctx, cancel := timed(30 * time.Second)
 		defer cancel()
 		// The connect timeout (2s) ends it, long before the context.
-		if err := within(t, 5*time.Second, "connect", func() error { return fresh.PingContext(qctx) }); err == nil {
+		if err := pgtest.ReturnsWithin(t, 5*time.Second, "connect", func() error { return fresh.PingContext(qctx) }); err == nil {
 			t.Fatal("connecting to a paused server succeeded")
 		}
 	})
@@ -118,7 +102,7 @@ func TestEveryWaitOnAPausedServerEndsWithItsContext(t *testing.T) {
 		fresh := openBounded(t, srv.DSN("postgres"))
 		qctx, cancel := timed(300 * time.Millisecond)
 		defer cancel()
-		if err := within(t, time.Second+500*time.Millisecond, "connect", func() error { return fresh.PingContext(qctx) }); err == nil {
+		if err := pgtest.ReturnsWithin(t, time.Second+500*time.Millisecond, "connect", func() error { return fresh.PingContext(qctx) }); err == nil {
 			t.Fatal("connecting to a paused server succeeded")
 		}
 	})

@@ -194,3 +194,21 @@ func NewServer(tb testing.TB) *pglocal.Server {
 	})
 	return srv
 }
+
+// ReturnsWithin runs fn and fails t if it is still waiting after limit, as a
+// call to a server that does not answer (one stopped by Pause) would be if
+// nothing bounded it. It logs how long fn took and returns its error.
+func ReturnsWithin(t testing.TB, limit time.Duration, what string, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		t.Logf("%s: returned after %s: %v", what, time.Since(start).Round(time.Millisecond), err)
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s: still waiting after %s on a server that does not answer", what, limit)
+		return nil
+	}
+}
