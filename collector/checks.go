@@ -148,8 +148,14 @@ func (c *Checks) checkRows(ctx context.Context, fs *failures, n int, h History) 
 	return nil
 }
 
+// where names an observation in a check's message: the source's row that
+// gave it when known, then its KPI, series and period.
 func where(o *kpi.Observation) string {
-	return fmt.Sprintf("KPI %s, series %s, period %s", o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), o.Period.Format(time.DateOnly))
+	s := fmt.Sprintf("KPI %s, series %s, period %s", o.KPI.Name, kpi.LabelString(o.KPI, o.Labels), o.Period.Format(time.DateOnly))
+	if o.Row != "" {
+		return o.Row + ", " + s
+	}
+	return s
 }
 
 func checkRanges(fs *failures, obs []kpi.Observation) {

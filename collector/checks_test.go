@@ -3,9 +3,11 @@ package collector_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/carewatch/carewatch/collector"
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
 // copyDfE copies the DfE example files into a new folder, the workforce
@@ -235,4 +238,107 @@ func TestAnEmptyRunWarnsByDefaultAndRowLimitsAreConfigurable(t *testing.T) {
 	if collector.Rejected(failures) == nil {
 		t.Errorf("3 observations with at most 2 expected: %+v", failures)
 	}
+}
+
+// impossibleConfig maps a vacancy ratio and a caseload per team, read by
+// the collector "workforce" from the source named; collect is its file
+// or query block.
+func impossibleConfig(t *testing.T, source, collect string) (*config.Config, *config.CollectorConfig) {
+	t.Helper()
+	text := `
+kpis:
+  - {name: children_sw_vacancy_ratio, help: Vacancy rate., unit: ratio, direction: lower_is_better, labels: [team]}
+  - {name: children_sw_caseload_average, help: Caseload., unit: cases, direction: lower_is_better, labels: [team]}
+` + source + `
+collectors:
+  - name: workforce
+    source: data
+    schedule: "@daily"
+` + collect + `
+    period_column: snapshot
+    metrics:
+      - {kpi: children_sw_vacancy_ratio, value_column: vacancy, labels: {team: team}}
+      - {kpi: children_sw_caseload_average, value_column: caseload, labels: {team: team}}
+`
+	cfg, err := config.Parse([]byte(text), "carewatch.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, &cfg.Collectors[0]
+}
+
+// rejectsNamingRows collects cc and wants the run rejected by the range
+// check with every one of messages said.
+func rejectsNamingRows(t *testing.T, cfg *config.Config, cc *config.CollectorConfig, sourceType string, messages ...string) {
+	t.Helper()
+	src, err := newSourceFor(cfg, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	obs, _, err := collector.NewChecks(cc, sourceType).Collect(ctx, src, kpi.RunInfo{Collector: cc.Name, At: time.Now(), Location: cfg.Location}, nil)
+	if err == nil {
+		t.Fatalf("a ratio of 1.7 and a caseload of -5 were accepted: %d observations", len(obs))
+	}
+	failures := collector.CheckFailures(err)
+	if len(failures) != 2 || failures[0].Check != "range" || failures[1].Check != "range" {
+		t.Errorf("failures %+v, want the range check twice", failures)
+	}
+	for _, want := range messages {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the rejection does not say\n  %s\nit says\n  %v", want, err)
+		}
+	}
+}
+
+func TestImpossibleValuesFromAQueryAreRejectedNamingTheResultRow(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), `
+		CREATE TABLE workforce (team text, vacant numeric, posts numeric, cases integer, fte numeric, snapshot date);
+		INSERT INTO workforce VALUES
+			('North', 2, 20, 180, 12, '2026-03-31'),
+			('South', 17, 10, 150, 10, '2026-03-31'),
+			('West', 1, 10, -60, 12, '2026-03-31');`); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAREWATCH_TEST_WORKFORCE_DSN", dsn)
+	cfg, cc := impossibleConfig(t, `sources: [{name: data, type: postgres, dsn_env: CAREWATCH_TEST_WORKFORCE_DSN}]`, `
+    query: |
+      SELECT team, vacant / posts AS vacancy, cases / fte AS caseload, snapshot
+        FROM workforce ORDER BY team`)
+	rejectsNamingRows(t, cfg, cc, config.SourcePostgres,
+		`collector "workforce": check range: row 2, KPI children_sw_vacancy_ratio, series {team="South"}, period 2026-03-31: value 1.7 is above the maximum 1 (a ratio lies within 0 and 1)`,
+		`collector "workforce": check range: row 3, KPI children_sw_caseload_average, series {team="West"}, period 2026-03-31: value -5 is below the minimum 0`)
+}
+
+func TestImpossibleValuesFromAFileAreRejectedNamingTheFileAndRow(t *testing.T) {
+	dir := t.TempDir()
+	csv := "Workforce at 31 March 2026\n" +
+		"team,vacancy,caseload,snapshot\n" +
+		"North,0.1,15,31/03/2026\n" +
+		"South,1.7,15,31/03/2026\n" +
+		"West,0.1,-5,31/03/2026\n"
+	if err := os.WriteFile(filepath.Join(dir, "workforce.csv"), []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	source := `sources: [{name: data, type: file, directory: ` + strconv.Quote(dir) + `}]`
+	t.Run("as read", func(t *testing.T) {
+		cfg, cc := impossibleConfig(t, source, `    file: {path: workforce.csv, header_row: 2}`)
+		rejectsNamingRows(t, cfg, cc, config.SourceFile,
+			`collector "workforce": check range: file "workforce.csv", row 4, KPI children_sw_vacancy_ratio, series {team="South"}, period 2026-03-31: value 1.7 is above the maximum 1`,
+			`collector "workforce": check range: file "workforce.csv", row 5, KPI children_sw_caseload_average, series {team="West"}, period 2026-03-31: value -5 is below the minimum 0`)
+	})
+	t.Run("through a query", func(t *testing.T) {
+		cfg, cc := impossibleConfig(t, source, `    file: {path: workforce.csv, header_row: 2}
+    query: SELECT * FROM workforce ORDER BY team DESC`)
+		rejectsNamingRows(t, cfg, cc, config.SourceFile,
+			`collector "workforce": check range: the query's result, row 2, KPI children_sw_vacancy_ratio, series {team="South"}, period 2026-03-31: value 1.7 is above the maximum 1`,
+			`collector "workforce": check range: the query's result, row 1, KPI children_sw_caseload_average, series {team="West"}, period 2026-03-31: value -5 is below the minimum 0`)
+	})
 }

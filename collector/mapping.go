@@ -247,7 +247,7 @@ func (r *MapRun) Map(row string, values []any, run kpi.RunInfo) ([]kpi.Observati
 	obs := make([]kpi.Observation, 0, len(m.metrics))
 	for i := range m.metrics {
 		mp, b := &m.metrics[i], &r.bound[i]
-		o := kpi.Observation{KPI: mp.kpi, Labels: make([]string, len(mp.labelColumns))}
+		o := kpi.Observation{KPI: mp.kpi, Labels: make([]string, len(mp.labelColumns)), Row: row}
 		for j, idx := range b.labelIdx {
 			if idx < 0 {
 				o.Labels[j] = mp.static[j]

@@ -376,6 +376,10 @@ type Observation struct {
 	// a month, a reporting date such as 30 September.
 	Period time.Time
 	Value  Value
+	// Row names the row of the source that gave the value, as the
+	// source's errors name it ("row 3", `file "a.csv", row 12`), for the
+	// messages of the checks; empty when not known. It is not stored.
+	Row string
 }
 
 // SeriesID identifies the series of a KPI with the given label values. It is
