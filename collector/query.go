@@ -226,48 +226,79 @@ func loadTable(ctx context.Context, conn *sql.Conn, t *table, appending bool, qu
 			return fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
 		}
 	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("query engine: %w", err)
+	return conn.Raw(func(dc any) error { return insertRows(ctx, dc, t, cols) })
+}
+
+// insertRows inserts t's rows, columns cols, into its table through the
+// driver's own connection dc: database/sql would check and copy every
+// argument of every statement again, and the arguments of a batch are
+// thousands of cells.
+func insertRows(ctx context.Context, dc any, t *table, cols []int) error {
+	conn, ok := dc.(interface {
+		driver.ConnPrepareContext
+		driver.ConnBeginTx
+	})
+	if !ok {
+		return fmt.Errorf("query engine: the connection (%T) cannot prepare statements", dc)
 	}
-	defer func() { _ = tx.Rollback() }()
-	// Rows go in by batches, each batch one INSERT of many rows: a statement
-	// per row costs more in the driver than SQLite spends storing the row.
-	batch := max(1, min(insertBatch, maxInsertArgs/len(cols)))
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-	prepare := func(rows int) (*sql.Stmt, error) {
-		insert := "INSERT INTO " + quoteIdent(t.name) + " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
-		return tx.PrepareContext(ctx, insert)
-	}
-	full, err := prepare(batch)
-	if err != nil {
-		return fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
-	}
-	defer func() { _ = full.Close() }()
 	// The rows are inserted under a context that is never cancelled: the
 	// driver watches a cancellable one with a goroutine per statement. The
 	// loop looks at ctx itself instead.
 	quiet := context.WithoutCancel(ctx)
-	args := make([]any, 0, batch*len(cols))
+	tx, err := conn.BeginTx(quiet, driver.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("query engine: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit, an error nobody needs
+	// Rows go in by batches, each batch one INSERT of many rows: a statement
+	// per row costs more in the driver than SQLite spends storing the row.
+	batch := max(1, min(insertBatch, maxInsertArgs/len(cols)))
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	prepare := func(rows int) (driver.StmtExecContext, func(), error) {
+		insert := "INSERT INTO " + quoteIdent(t.name) + " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+		stmt, err := conn.PrepareContext(quiet, insert)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
+		}
+		exec, ok := stmt.(driver.StmtExecContext)
+		if !ok {
+			_ = stmt.Close()
+			return nil, nil, fmt.Errorf("query engine: the statement (%T) cannot execute with a context", stmt)
+		}
+		return exec, func() { _ = stmt.Close() }, nil
+	}
+	full, closeFull, err := prepare(batch)
+	if err != nil {
+		return err
+	}
+	defer closeFull()
+	cells := make([]columnCells, len(cols))
+	args := make([]driver.NamedValue, batch*len(cols))
+	for i := range args {
+		args[i].Ordinal = i + 1
+	}
 	for start := 0; start < len(t.rows); start += batch {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("%s: loading table %s: interrupted at the run's deadline: %w", t.where, t.name, err)
 		}
 		rows := t.rows[start:min(start+batch, len(t.rows))]
-		args = args[:0]
+		n := 0
 		for _, r := range rows {
-			for _, c := range cols {
-				args = append(args, sqlCell(r.values[c]))
+			for i, c := range cols {
+				args[n].Value = cells[i].value(r.values[c])
+				n++
 			}
 		}
 		stmt := full
 		if len(rows) < batch {
-			if stmt, err = prepare(len(rows)); err != nil {
-				return fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
+			last, closeLast, err := prepare(len(rows))
+			if err != nil {
+				return err
 			}
-			defer func() { _ = stmt.Close() }()
+			defer closeLast()
+			stmt = last
 		}
-		if _, err := stmt.ExecContext(quiet, args...); err != nil {
+		if _, err := stmt.ExecContext(quiet, args[:n]); err != nil {
 			return fmt.Errorf("%s, rows %s to %s: table %s: %w", t.where, rows[0].ref, rows[len(rows)-1].ref, t.name, err)
 		}
 	}
@@ -283,6 +314,45 @@ const (
 	insertBatch   = 500
 	maxInsertArgs = 30000
 )
+
+// columnCells turns the cells of one column into what the engine holds,
+// remembering what each distinct text became: the columns a query groups
+// and counts by (teams, bands, dates, small counts) repeat a few hundred
+// texts across a million rows, so most cells cost one map lookup and no
+// allocation. A column of distinct texts (a reference per person) stops
+// being remembered once it has filled the memo and missed as often again.
+type columnCells struct {
+	seen   map[string]driver.Value
+	misses int
+	off    bool
+}
+
+// cellMemo bounds the texts a column remembers.
+const cellMemo = 4096
+
+func (c *columnCells) value(v any) driver.Value {
+	s, ok := v.(string)
+	if !ok || c.off {
+		return sqlCell(v)
+	}
+	if x, ok := c.seen[s]; ok {
+		return x
+	}
+	x := sqlCell(v)
+	switch {
+	case c.seen == nil:
+		c.seen = make(map[string]driver.Value, 64)
+		c.seen[s] = x
+	case len(c.seen) < cellMemo:
+		c.seen[s] = x
+	default:
+		c.misses++
+		if c.misses >= cellMemo {
+			c.seen, c.off = nil, true
+		}
+	}
+	return x
+}
 
 // usedColumns returns those of t's columns cols that query may read: whose
 // name appears in the query's text at all, ignoring case (a column's name
@@ -354,9 +424,9 @@ func sqlCell(v any) driver.Value {
 	case nil:
 		return nil
 	case string:
-		return sqlText(x)
+		return sqlText(x, v)
 	case []byte:
-		return sqlText(string(x))
+		return sqlText(string(x), nil)
 	case bool:
 		if x {
 			return int64(1)
@@ -390,7 +460,9 @@ func sqlTime(t time.Time) string {
 	return t.Format("2006-01-02 15:04:05")
 }
 
-func sqlText(s string) driver.Value {
+// sqlText reads text; boxed, when not nil, is s as the table held it,
+// returned as it is when the text stays as it was.
+func sqlText(s string, boxed any) driver.Value {
 	t := strings.TrimSpace(s)
 	if t == "" || isSuppressed(t) {
 		return nil
@@ -400,6 +472,9 @@ func sqlText(s string) driver.Value {
 	}
 	if d, ok := textDate(t); ok {
 		return d
+	}
+	if boxed != nil && len(t) == len(s) {
+		return boxed
 	}
 	return t
 }
