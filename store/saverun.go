@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -175,6 +176,13 @@ func newBatch(obs []kpi.Observation) (*batch, error) {
 			return nil, fmt.Errorf("observation %d of KPI %q has %d label values for %d labels",
 				i, o.KPI.Name, len(o.Labels), len(o.KPI.Labels))
 		}
+		for j, v := range o.Labels {
+			// Label sets are stored as JSON, which would replace the bytes
+			// that are not UTF-8, so that two series became one.
+			if !utf8.ValidString(v) {
+				return nil, fmt.Errorf("observation %d of KPI %q: the value of label %q is not valid UTF-8", i, o.KPI.Name, o.KPI.Labels[j])
+			}
+		}
 		if o.Period.IsZero() {
 			return nil, fmt.Errorf("observation %d of %s%s has no period", i, o.KPI.Name, kpi.LabelString(o.KPI, o.Labels))
 		}
@@ -264,6 +272,7 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 	var (
 		rec          *statusRecord
 		statusLocked bool
+		created      []int64
 	)
 	defer func() {
 		if statusLocked {
@@ -276,7 +285,7 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 			return err
 		}
 		step("run")
-		if learned, err = s.resolveSeries(ctx, tx, b, now); err != nil {
+		if learned, created, err = s.resolveSeries(ctx, tx, b, now); err != nil {
 			return err
 		}
 		step("series")
@@ -288,7 +297,7 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 			s.statusMu.Lock()
 			statusLocked = true
 		}
-		if res.StatusChanges, rec, err = s.updateStatus(ctx, tx, b, cands, res.RunID, now); err != nil {
+		if res.StatusChanges, rec, err = s.updateStatus(ctx, tx, b, cands, created, res.RunID, now); err != nil {
 			return err
 		}
 		step("status")

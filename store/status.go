@@ -10,6 +10,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 
 	"github.com/carewatch/carewatch/kpi"
 )
@@ -61,9 +62,12 @@ func evaluate(b *batch) []candidate {
 // in the order of their IDs, and replaying the events after the last one
 // it saw brings the memory up to date with every other writer.
 //
+// The series the transaction stored (created, ascending) have no stored
+// status: their first statuses are copied straight in (copyFirstStatuses).
+//
 // The caller holds statusMu from before the call until after the commit,
 // and then, if the commit succeeded, applies the returned record to memory.
-func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, runID int64, now time.Time) ([]kpi.StatusChange, *statusRecord, error) {
+func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, created []int64, runID int64, now time.Time) ([]kpi.StatusChange, *statusRecord, error) {
 	if len(cands) == 0 {
 		return nil, nil, nil
 	}
@@ -73,18 +77,136 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	if err := s.followStatusEvents(ctx, tx); err != nil {
 		return nil, nil, fmt.Errorf("reading status events: %w", err)
 	}
-	byID, changed, err := s.changedStatuses(ctx, tx, cands)
-	if err != nil || len(changed) == 0 {
-		return nil, nil, err
+	rec := &statusRecord{set: make(map[int64]kpi.Status)}
+	var changes []kpi.StatusChange
+	first, rest := splitCandidates(cands, created)
+	if len(first) > 0 {
+		var err error
+		changes, err = copyFirstStatuses(ctx, tx, b, first, runID, now, rec)
+		if err != nil {
+			return nil, nil, err
+		}
+		if changes == nil {
+			rest = cands
+		}
 	}
-	reasons, err := statusReasons(ctx, tx, b, byID, changed)
+	if len(rest) > 0 {
+		byID, changed, err := s.changedStatuses(ctx, tx, rest)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(changed) > 0 {
+			reasons, err := statusReasons(ctx, tx, b, byID, changed)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading statuses: %w", err)
+			}
+			if err := stageStatuses(ctx, tx, b, byID, changed, reasons); err != nil {
+				return nil, nil, err
+			}
+			if changes, err = recordStatusChanges(ctx, tx, b, byID, reasons, runID, now, changes, rec); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if len(changes) == 0 {
+		return nil, nil, nil
+	}
+	slices.SortFunc(changes, func(a, b kpi.StatusChange) int {
+		if c := strings.Compare(a.KPI.Name, b.KPI.Name); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Labels, b.Labels)
+	})
+	return changes, rec, nil
+}
+
+// splitCandidates splits cands into those of the series created (both
+// ascending) and the others.
+func splitCandidates(cands []candidate, created []int64) (first, rest []candidate) {
+	if len(created) == 0 {
+		return nil, cands
+	}
+	j := 0
+	for i := range cands {
+		for j < len(created) && created[j] < cands[i].id {
+			j++
+		}
+		if j < len(created) && created[j] == cands[i].id {
+			first = append(first, cands[i])
+		} else {
+			rest = append(rest, cands[i])
+		}
+	}
+	return first, rest
+}
+
+// copyFirstStatuses records the first status of series the transaction
+// stored (cands, ascending), copying the rows straight into series_status
+// and status_events: such a series has no stored status to compare with or
+// give a reason against, and its latest period is the run's. It returns
+// the changes, and records them in rec; or nil, having rolled back to its
+// savepoint, if a status is stored already for one of them.
+func copyFirstStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, runID int64, now time.Time, rec *statusRecord) ([]kpi.StatusChange, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT copy_statuses`); err != nil {
+		return nil, err
+	}
+	enc := newCopyEncoder()
+	at := enc.time(nil, now)
+	run := enc.int(nil, runID)
+	changes := make([]kpi.StatusChange, len(cands))
+	// The period, value and thresholds of a status and of its event.
+	judged := func(buf []byte, ch *kpi.StatusChange) []byte {
+		buf = append(enc.time(buf, ch.Period), '\t')
+		buf = append(enc.value(buf, ch.Value), '\t')
+		buf = append(enc.threshold(buf, ch.Thresholds.Amber), '\t')
+		return append(enc.threshold(buf, ch.Thresholds.Red), '\t')
+	}
+	err := copyIn(ctx, tx, "series_status", []string{"series_id", "status", "since", "period", "value", "amber", "red", "run_id"}, len(cands), func(buf []byte, i int) []byte {
+		c := &cands[i]
+		o := &b.obs[c.obs]
+		_, th := o.KPI.Evaluate(o.Labels, o.Period, stored(o.Value))
+		changes[i] = kpi.StatusChange{
+			KPI: o.KPI, Labels: o.Labels, Period: o.Period, From: kpi.StatusNone, To: c.status,
+			Value: stored(o.Value), Thresholds: th, At: now,
+		}
+		buf = append(enc.int(buf, c.id), '\t')
+		buf = append(enc.text(buf, c.status.String()), '\t')
+		buf = append(append(buf, at...), '\t')
+		buf = judged(buf, &changes[i])
+		return append(buf, run...)
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading statuses: %w", err)
+		if pq.As(err, pqerror.UniqueViolation) == nil {
+			return nil, fmt.Errorf("recording first statuses: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT copy_statuses`); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	}
-	if err := stageStatuses(ctx, tx, b, byID, changed, reasons); err != nil {
-		return nil, nil, err
+	err = copyIn(ctx, tx, "status_events", []string{"series_id", "at", "from_status", "to_status", "period", "value", "amber", "red", "run_id", "reason"}, len(cands), func(buf []byte, i int) []byte {
+		c := &cands[i]
+		buf = append(enc.int(buf, c.id), '\t')
+		buf = append(append(buf, at...), "\t\\N\t"...)
+		buf = append(enc.text(buf, c.status.String()), '\t')
+		buf = append(judged(buf, &changes[i]), run...)
+		return append(buf, "\t\\N"...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording first statuses: %w", err)
 	}
-	return recordStatusChanges(ctx, tx, b, byID, reasons, runID, now)
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT currval(pg_get_serial_sequence('status_events', 'id'))`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("recording first statuses: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT copy_statuses`); err != nil {
+		return nil, err
+	}
+	for i := range cands {
+		rec.set[cands[i].id] = cands[i].status
+	}
+	rec.last = max(rec.last, last)
+	return changes, nil
 }
 
 // changedStatuses returns the candidates whose status differs from the one
@@ -144,9 +266,10 @@ func stageStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]
 }
 
 // recordStatusChanges stores the staged statuses that change a series'
-// status, with a status event each, and returns the changes and what
-// memory must learn once the transaction commits.
-func recordStatusChanges(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]*candidate, reasons map[int64]string, runID int64, now time.Time) ([]kpi.StatusChange, *statusRecord, error) {
+// status, with a status event each. It returns changes with the changes
+// appended, and records in rec what memory must learn once the
+// transaction commits.
+func recordStatusChanges(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]*candidate, reasons map[int64]string, runID int64, now time.Time, changes []kpi.StatusChange, rec *statusRecord) ([]kpi.StatusChange, error) {
 	// A status changes when it differs from the stored one and the run's
 	// latest period is the series' latest (the run's rows are stored by
 	// now). The status is compared again here: that costs nothing and does
@@ -169,24 +292,22 @@ func recordStatusChanges(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[
 		SELECT series_id, $1, period, from_status, status, value, amber, red, $2, reason FROM changed
 		RETURNING id, series_id, from_status`, now, runID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("recording status changes: %w", err)
+		return nil, fmt.Errorf("recording status changes: %w", err)
 	}
 	defer rows.Close()
-	var changes []kpi.StatusChange
-	rec := &statusRecord{set: make(map[int64]kpi.Status)}
 	for rows.Next() {
 		var event, id int64
 		var from sql.NullString
 		if err := rows.Scan(&event, &id, &from); err != nil {
-			return nil, nil, fmt.Errorf("recording status changes: %w", err)
+			return nil, fmt.Errorf("recording status changes: %w", err)
 		}
 		c, ok := byID[id]
 		if !ok {
-			return nil, nil, fmt.Errorf("recording status changes: series %d was not in the run", id)
+			return nil, fmt.Errorf("recording status changes: series %d was not in the run", id)
 		}
 		fromStatus, err := kpi.ParseStatus(from.String)
 		if err != nil {
-			return nil, nil, fmt.Errorf("recording status changes: %w", err)
+			return nil, fmt.Errorf("recording status changes: %w", err)
 		}
 		rec.set[id] = c.status
 		rec.last = max(rec.last, event)
@@ -205,15 +326,9 @@ func recordStatusChanges(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[
 		})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("recording status changes: %w", err)
+		return nil, fmt.Errorf("recording status changes: %w", err)
 	}
-	slices.SortFunc(changes, func(a, b kpi.StatusChange) int {
-		if c := strings.Compare(a.KPI.Name, b.KPI.Name); c != 0 {
-			return c
-		}
-		return slices.Compare(a.Labels, b.Labels)
-	})
-	return changes, rec, nil
+	return changes, nil
 }
 
 // statusReasons says why each changed series changes status: a series

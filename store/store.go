@@ -102,6 +102,11 @@ type Store struct {
 	statuses idMap[kpi.Status]
 	// statusSeen is the ID of the last status event statuses reflects.
 	statusSeen int64
+
+	// mergeOnly makes SaveRun store new series and their first statuses
+	// the way it stores them for runs that meet stored series (staged and
+	// merged), never copied straight in: tests compare the two.
+	mergeOnly bool
 }
 
 // Open connects to the PostgreSQL database at dsn (a postgres:// URL or a

@@ -594,6 +594,8 @@ func TestSaveRunRejectsBadInput(t *testing.T) {
 			[]kpi.Observation{obs(k, day(1), kpi.Known(1), "children")}},
 		{"an observation without a period is rejected", run("caseload", t0),
 			[]kpi.Observation{obs(k, time.Time{}, kpi.Known(1), "children", "north")}},
+		{"a label value that is not UTF-8 is rejected", run("caseload", t0),
+			[]kpi.Observation{obs(k, day(1), kpi.Known(1), "children", "north \xff")}},
 		{"two values for one series and period are rejected", run("caseload", t0),
 			[]kpi.Observation{
 				obs(k, day(1), kpi.Known(1), "children", "north"),
