@@ -234,3 +234,84 @@ func BenchmarkSnapshotSet(b *testing.B) {
 	b.ReportMetric(heapsample.Live()/(1<<20), "heap-MB")
 	runtime.KeepAlive(series)
 }
+
+// BenchmarkUpdate measures Exporter.Update at a million series (100 KPIs of
+// 10,000, as cmd/carewatch's publication benchmark stores them) for a run
+// that changes 1,000 of them: every tenth series of one KPI, or ten series
+// of every KPI. The store is left out: this is the exporter's share of a
+// publication. Its baseline, full_set, is a new snapshot of every series
+// built and rendered (Set), what a publication cost before Update.
+func BenchmarkUpdate(b *testing.B) {
+	const kpis, perKPI, changed = 100, 10_000, 1_000
+	cat := kpi.Catalogue{}
+	defs := make([]*kpi.KPI, kpis)
+	series := make([]kpi.SeriesState, 0, kpis*perKPI)
+	period := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for k := range defs {
+		defs[k] = &kpi.KPI{
+			Name: fmt.Sprintf("bench_indicator_%03d_ratio", k), Help: "Synthetic ratio.", Unit: "ratio",
+			Direction: kpi.LowerIsBetter, Labels: []string{"la_code", "team"},
+			Thresholds: kpi.Thresholds{Amber: kpi.At(0.5), Red: kpi.At(0.8)}, MaxAge: 48 * time.Hour,
+		}
+		cat[defs[k].Name] = defs[k]
+		for i := range perKPI {
+			series = append(series, state(defs[k], period, kpi.Known(float64(i*7%1000)/1000),
+				fmt.Sprintf("E09%06d", 1+i%33), fmt.Sprintf("team-%03d", i/33)))
+		}
+	}
+	run := func(p int, scattered bool) []kpi.SeriesState {
+		out := make([]kpi.SeriesState, 0, changed)
+		pick := func(k, i int) {
+			st := series[k*perKPI+i]
+			st.Period = period.AddDate(0, 0, p)
+			st.Value = kpi.Known(float64((i*7+p*13)%1000) / 1000)
+			st.Status, _ = st.KPI.Evaluate(st.Labels, st.Period, st.Value)
+			out = append(out, st)
+		}
+		if scattered {
+			for k := range kpis {
+				for i := 0; i < perKPI; i += perKPI / (changed / kpis) {
+					pick(k, i)
+				}
+			}
+			return out
+		}
+		for i := 0; i < perKPI; i += perKPI / changed {
+			pick(p%kpis, i)
+		}
+		return out
+	}
+	e := exporter.New(nil)
+	if err := e.Set(exporter.NewSnapshot(cat, series, benchHealth)); err != nil {
+		b.Fatal(err)
+	}
+	p := 0
+	for _, c := range []struct {
+		name   string
+		update func(upd []kpi.SeriesState) error
+		scat   bool
+	}{
+		{"one_kpi", func(upd []kpi.SeriesState) error { return e.Update(upd, benchHealth) }, false},
+		{"scattered", func(upd []kpi.SeriesState) error { return e.Update(upd, benchHealth) }, true},
+		{"full_set", func([]kpi.SeriesState) error { return e.Set(exporter.NewSnapshot(cat, series, benchHealth)) }, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			runtime.GC()
+			steady := heapsample.Live()
+			peak := heapsample.Peak()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				p++
+				upd := run(p, c.scat)
+				b.StartTimer()
+				if err := c.update(upd); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(peak()/steady, "peak-ratio")
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -78,9 +79,15 @@ func render(s *Snapshot, chunkSize int, prev *rendering, diffs map[*kpiEntry]*en
 		parts:    make(map[partKey][]chunk),
 		headers:  make(map[string]header),
 	}
+	// A job renders chunk c of part p; with old, the chunk it replaces,
+	// whose positions other than changed kept their lines, it renders only
+	// the lines of changed and copies the others from old (see splice).
 	type job struct {
-		p part
-		c *chunk
+		p       part
+		c       *chunk
+		old     *chunk
+		from    *kpiEntry
+		changed []int
 	}
 	type famChunks struct {
 		f      family
@@ -93,21 +100,33 @@ func render(s *Snapshot, chunkSize int, prev *rendering, diffs map[*kpiEntry]*en
 	for _, f := range s.families() {
 		fc := famChunks{f: f}
 		for _, p := range f.parts {
-			old, dirty := reusable(p, prev, diffs)
+			old, from, changed := reusable(p, prev, diffs)
 			chunks := make([]chunk, 0, (p.n+chunkSize-1)/chunkSize)
+			// Jobs point into chunks once it stops growing.
+			var pending []job
+			at := []int(nil)
 			for lo := 0; lo < p.n; lo += chunkSize {
 				hi := min(lo+chunkSize, p.n)
 				k := len(chunks)
-				if k < len(old) && old[k].lo == lo && old[k].hi == hi && !dirty(lo, hi) {
-					chunks = append(chunks, old[k])
-					continue
+				j := job{p: p}
+				if k < len(old) && old[k].lo == lo && old[k].hi == hi {
+					a, _ := slices.BinarySearch(changed, lo)
+					b, _ := slices.BinarySearch(changed, hi)
+					if a == b {
+						chunks = append(chunks, old[k])
+						continue
+					}
+					if from != nil {
+						j.old, j.from, j.changed = &old[k], from, changed[a:b]
+					}
 				}
 				chunks = append(chunks, chunk{lo: lo, hi: hi})
+				pending = append(pending, j)
+				at = append(at, k)
 			}
-			for k := range chunks {
-				if chunks[k].gz == nil {
-					jobs = append(jobs, job{p: p, c: &chunks[k]})
-				}
+			for i, j := range pending {
+				j.c = &chunks[at[i]]
+				jobs = append(jobs, j)
 			}
 			if p.entry != nil {
 				r.parts[partKey{p.entry, p.kind}] = chunks
@@ -130,7 +149,11 @@ func render(s *Snapshot, chunkSize int, prev *rendering, diffs map[*kpiEntry]*en
 		wg.Go(func() {
 			c := newCompressor()
 			for j := range next {
-				c.buf = j.p.text(c.buf[:0], j.c.lo, j.c.hi)
+				if j.old != nil {
+					c.buf = c.splice(c.buf[:0], j.p, j.old, j.from, j.changed)
+				} else {
+					c.buf = j.p.text(c.buf[:0], j.c.lo, j.c.hi)
+				}
 				j.c.plain = len(c.buf)
 				j.c.gz = c.compress(c.buf)
 			}
@@ -196,40 +219,113 @@ func (r *rendering) header(name string) (header, bool) {
 	return h, ok
 }
 
-// reusable returns the chunks of prev that p may reuse, and which of their
-// ranges hold positions whose lines changed.
-func reusable(p part, prev *rendering, diffs map[*kpiEntry]*entryDiff) ([]chunk, func(lo, hi int) bool) {
-	none := func(int, int) bool { return false }
+// reusable returns the chunks of prev that p may reuse, and the positions
+// whose lines changed (sorted); a chunk without them is reused as it is.
+// With from, the entry the chunks were rendered from, a chunk with them
+// may be spliced (see compressor.splice); without it, it is rendered again.
+func reusable(p part, prev *rendering, diffs map[*kpiEntry]*entryDiff) (old []chunk, from *kpiEntry, changed []int) {
 	if prev == nil || p.entry == nil {
-		return nil, none
+		return nil, nil, nil
 	}
 	if old, ok := prev.parts[partKey{p.entry, p.kind}]; ok {
-		return old, none
+		return old, nil, nil
 	}
 	d := diffs[p.entry]
 	if d == nil {
-		return nil, none
+		return nil, nil, nil
 	}
 	old, ok := prev.parts[partKey{d.old, p.kind}]
 	if !ok {
-		return nil, none
+		return nil, nil, nil
 	}
 	positions, all := d.changed(p.kind)
 	if all {
-		return nil, none
+		return nil, nil, nil
 	}
-	return old, func(lo, hi int) bool {
-		i, _ := slices.BinarySearch(positions, lo)
-		return i < len(positions) && positions[i] < hi
+	switch p.kind {
+	case partValues, partStatus, partPeriods:
+		return old, d.old, positions
 	}
+	return old, nil, positions
 }
 
-// compressor writes gzip members.
+// splice writes the lines of chunk old's positions as p (a part of one KPI
+// entry's values, status or periods) has them, where only the positions
+// changed have lines other than those of from, the entry old was rendered
+// from: it inflates old, copies its lines of the other positions and renders
+// those of changed only. Those families have at most one line per position,
+// and a position that did not change has the same line, or none, in both.
+func (c *compressor) splice(dst []byte, p part, old *chunk, from *kpiEntry, changed []int) []byte {
+	plain := c.inflate(old.gz)
+	if c.err != nil {
+		return dst
+	}
+	pos, next := 0, old.lo
+	// skip returns the offset in plain after n more lines from pos.
+	skip := func(n int) int {
+		end := pos
+		for ; n > 0; n-- {
+			k := bytes.IndexByte(plain[end:], '\n')
+			if k < 0 {
+				c.err = errors.New("splicing the exposition: a chunk has fewer lines than its positions")
+				return end
+			}
+			end += k + 1
+		}
+		return end
+	}
+	for _, i := range changed {
+		n := 0
+		for ; next < i; next++ {
+			if hasLine(p.kind, &p.entry.series[next]) {
+				n++
+			}
+		}
+		end := skip(n)
+		dst = append(dst, plain[pos:end]...)
+		pos = end
+		if hasLine(p.kind, &from.series[i]) {
+			pos = skip(1)
+		}
+		dst = p.text(dst, i, i+1)
+		next = i + 1
+	}
+	return append(dst, plain[pos:]...)
+}
+
+// compressor writes gzip members, and inflates those it splices.
 type compressor struct {
-	buf []byte
-	out bytes.Buffer
-	zw  *gzip.Writer
-	err error
+	buf   []byte
+	out   bytes.Buffer
+	zw    *gzip.Writer
+	err   error
+	zr    *gzip.Reader
+	br    bytes.Reader
+	plain bytes.Buffer
+}
+
+// inflate returns the text of gzip member m, valid until the next call.
+func (c *compressor) inflate(m []byte) []byte {
+	if c.err != nil {
+		return nil
+	}
+	c.br.Reset(m)
+	var err error
+	if c.zr == nil {
+		c.zr, err = gzip.NewReader(&c.br)
+	} else {
+		err = c.zr.Reset(&c.br)
+	}
+	if err == nil {
+		c.zr.Multistream(false)
+		c.plain.Reset()
+		_, err = c.plain.ReadFrom(c.zr)
+	}
+	if err != nil {
+		c.err = fmt.Errorf("inflating the exposition: %w", err)
+		return nil
+	}
+	return c.plain.Bytes()
 }
 
 func newCompressor() *compressor {

@@ -549,12 +549,28 @@ func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueTyp
 	ch <- m
 }
 
-func (e *kpiEntry) emitValues(ch chan<- prometheus.Metric, lo, hi int) {
-	for i := lo; i < hi; i++ {
-		st := &e.series[i]
+// hasLine reports whether a series has a sample in the family of kind,
+// one of the families with at most one sample per series: values, status
+// and periods.
+func hasLine(kind partKind, st *kpi.SeriesState) bool {
+	switch kind {
+	case partValues:
 		// Missing is not zero: a missing value has no sample at all; its
 		// period and its unknown status are still exported.
-		if st.Value.Valid {
+		return st.Value.Valid
+	case partStatus:
+		return st.Status != kpi.StatusNone
+	case partPeriods:
+		// A series without a period, which a store should never return,
+		// is left out: the year 1 would make it look stale forever.
+		return !st.Period.IsZero()
+	}
+	return false
+}
+
+func (e *kpiEntry) emitValues(ch chan<- prometheus.Metric, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if st := &e.series[i]; hasLine(partValues, st) {
 			emit(ch, e.value, prometheus.GaugeValue, st.Value.V, st.Labels...)
 		}
 	}
@@ -562,7 +578,7 @@ func (e *kpiEntry) emitValues(ch chan<- prometheus.Metric, lo, hi int) {
 
 func (e *kpiEntry) emitStatus(ch chan<- prometheus.Metric, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; st.Status != kpi.StatusNone {
+		if st := &e.series[i]; hasLine(partStatus, st) {
 			emit(ch, e.status, prometheus.GaugeValue, st.Status.Number(), st.Labels...)
 		}
 	}
@@ -590,11 +606,9 @@ func (e *kpiEntry) emitThresholds(ch chan<- prometheus.Metric, lo, hi int) {
 	}
 }
 
-// emitPeriods leaves out a series without a period, which a store should
-// never return: the year 1 would make it look stale forever.
 func (e *kpiEntry) emitPeriods(ch chan<- prometheus.Metric, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; !st.Period.IsZero() {
+		if st := &e.series[i]; hasLine(partPeriods, st) {
 			emit(ch, e.period, prometheus.GaugeValue, unixSeconds(st.Period), st.Labels...)
 		}
 	}

@@ -159,7 +159,7 @@ func newEntryText(k *kpi.KPI, help string) entryText {
 
 func (e *kpiEntry) textValues(buf []byte, lo, hi int) []byte {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; st.Value.Valid {
+		if st := &e.series[i]; hasLine(partValues, st) {
 			buf = e.text.value.append(buf, st.Labels, st.Value.V)
 		}
 	}
@@ -168,7 +168,7 @@ func (e *kpiEntry) textValues(buf []byte, lo, hi int) []byte {
 
 func (e *kpiEntry) textStatus(buf []byte, lo, hi int) []byte {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; st.Status != kpi.StatusNone {
+		if st := &e.series[i]; hasLine(partStatus, st) {
 			buf = e.text.status.append(buf, st.Labels, st.Status.Number())
 		}
 	}
@@ -201,7 +201,7 @@ func (e *kpiEntry) textThresholds(buf []byte, lo, hi int) []byte {
 
 func (e *kpiEntry) textPeriods(buf []byte, lo, hi int) []byte {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; !st.Period.IsZero() {
+		if st := &e.series[i]; hasLine(partPeriods, st) {
 			buf = e.text.period.append(buf, st.Labels, unixSeconds(st.Period))
 		}
 	}

@@ -110,6 +110,48 @@ func (s *Snapshot) with(series []kpi.SeriesState, health []kpi.CollectorHealth) 
 // merge returns a copy of e with upd (sorted, one state per series) in
 // place of the states of the same series, and what changed.
 func (e *kpiEntry) merge(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
+	// A run usually writes series stored already: each is found by a
+	// binary search, and the entry's other series are not compared.
+	at := make([]int, len(upd))
+	for j := range upd {
+		i, found := slices.BinarySearchFunc(e.series, upd[j], e.compare)
+		if !found {
+			return e.mergeNew(upd)
+		}
+		at[j] = i
+	}
+	ne := *e
+	d := &entryDiff{old: e}
+	ne.series = slices.Clone(e.series)
+	for j, p := range at {
+		d.note(p, &e.series[p], &upd[j])
+		ne.series[p] = upd[j]
+	}
+	if d.thresholds {
+		ne.thresholdOrder = ne.orderThresholds()
+	}
+	return &ne, d
+}
+
+// note records what changed at position p from o to u.
+func (d *entryDiff) note(p int, o, u *kpi.SeriesState) {
+	if o.Value.Valid != u.Value.Valid || math.Float64bits(o.Value.V) != math.Float64bits(u.Value.V) {
+		d.values = append(d.values, p)
+	}
+	if o.Status != u.Status {
+		d.status = append(d.status, p)
+	}
+	if !o.Period.Equal(u.Period) {
+		d.period = append(d.period, p)
+	}
+	if o.Thresholds != u.Thresholds {
+		d.thresholds = true
+	}
+}
+
+// mergeNew is merge for updates that add series: positions move, so every
+// line may have.
+func (e *kpiEntry) mergeNew(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 	ne := *e
 	d := &entryDiff{old: e}
 	out := make([]kpi.SeriesState, 0, len(e.series)+len(upd))
@@ -133,20 +175,8 @@ func (e *kpiEntry) merge(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 			d.all = true
 			j++
 		default:
-			p, o, u := len(out), &e.series[i], &upd[j]
-			if o.Value.Valid != u.Value.Valid || math.Float64bits(o.Value.V) != math.Float64bits(u.Value.V) {
-				d.values = append(d.values, p)
-			}
-			if o.Status != u.Status {
-				d.status = append(d.status, p)
-			}
-			if !o.Period.Equal(u.Period) {
-				d.period = append(d.period, p)
-			}
-			if o.Thresholds != u.Thresholds {
-				d.thresholds = true
-			}
-			out = append(out, *u)
+			d.note(len(out), &e.series[i], &upd[j])
+			out = append(out, upd[j])
 			i++
 			j++
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"testing"
@@ -133,6 +134,56 @@ func TestUpdateServesWhatAFullRebuildServes(t *testing.T) {
 	}
 }
 
+// TestUpdateOfStoredSeriesServesWhatAFullRebuildServes applies runs that
+// change only series the snapshot holds, the path on which Update renders
+// only the changed lines of a chunk and copies the others: values that go
+// missing and come back, statuses that appear and go, new periods, first
+// and last positions of a chunk, and changes next to each other. Every
+// exposition is compared with a snapshot built from scratch.
+func TestUpdateOfStoredSeriesServesWhatAFullRebuildServes(t *testing.T) {
+	base, wide := wideFixture()
+	var own []kpi.SeriesState
+	for _, st := range base.series {
+		if st.KPI == wide {
+			own = append(own, st)
+		}
+	}
+	rng := rand.New(rand.NewPCG(14, 1))
+	values := []kpi.Value{kpi.Missing, kpi.Known(0), kpi.Known(4), kpi.Known(7), kpi.Known(12), kpi.Known(math.Inf(-1)), kpi.Known(0.1 + 0.2)}
+	periods := []time.Time{day("2025-03-31"), day("2025-04-30"), day("2025-05-31")}
+	runs := make([][]kpi.SeriesState, 20)
+	for r := range runs {
+		for _, i := range rng.Perm(len(own))[:1+rng.IntN(len(own))] {
+			st := own[i]
+			runs[r] = append(runs[r], state(wide, periods[rng.IntN(len(periods))], values[rng.IntN(len(values))], st.Labels...))
+		}
+	}
+	for _, size := range []int{1, 3, 8, 1000} {
+		t.Run(fmt.Sprintf("chunks of %d", size), func(t *testing.T) {
+			e := exporter.New(nil)
+			e.SetPieceSize(size)
+			mustSet(t, e, base.snapshot())
+			states := slices.Clone(base.series)
+			for r, run := range runs {
+				if err := e.Update(run, base.health); err != nil {
+					t.Fatalf("run %d: %v", r, err)
+				}
+				states = merge(states, run)
+				full := exporter.New(nil)
+				full.SetPieceSize(size)
+				mustSet(t, full, exporter.NewSnapshot(base.cat, states, base.health))
+				got, want := scrapePlain(t, e), scrapePlain(t, full)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("run %d: the updated exposition differs from a full rebuild:\n%s\n--- full rebuild\n%s", r, got, want)
+				}
+				if !bytes.Equal(scrapeGzip(t, e), got) {
+					t.Fatalf("run %d: the gzip exposition differs from the plain one", r)
+				}
+			}
+		})
+	}
+}
+
 // merge replaces the states of the same series, and adds the others.
 func merge(states, with []kpi.SeriesState) []kpi.SeriesState {
 	out := slices.Clone(states)
@@ -153,4 +204,10 @@ func TestUpdateNeedsASnapshot(t *testing.T) {
 	if err := exporter.New(nil).Update(nil, nil); err != exporter.ErrNoSnapshot {
 		t.Errorf("Update before Set = %v, want ErrNoSnapshot", err)
 	}
+}
+
+func scrapeGzip(t *testing.T, e *exporter.Exporter) []byte {
+	t.Helper()
+	_, body := get(t, http.MethodGet, newServer(t, e, nil).URL, "gzip")
+	return gunzip(t, body, true)
 }
