@@ -71,8 +71,11 @@ var ErrNoSnapshot = errors.New("exporter: no snapshot to update")
 // health the health of every collector. The current snapshot's other
 // series stay as they are, and only the parts of the exposition whose lines
 // changed are rendered again, so an update costs what the run changed, not
-// what the snapshot holds. States of KPIs the snapshot does not export are
-// left out and logged; a new catalogue needs a new snapshot (Set).
+// what the snapshot holds. A state of a period older than the one served
+// for its series does not replace it: the latest period stays the latest,
+// whatever order runs are published in. States of KPIs the snapshot does
+// not export are left out and logged; a new catalogue needs a new snapshot
+// (Set).
 func (e *Exporter) Update(series []kpi.SeriesState, health []kpi.CollectorHealth) error {
 	e.setMu.Lock()
 	defer e.setMu.Unlock()

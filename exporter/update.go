@@ -41,7 +41,7 @@ func (d *entryDiff) changed(kind partKind) ([]int, bool) {
 }
 
 // with returns a snapshot of s with the states of series replacing those of
-// the same series, or added beside them, and health replacing the health
+// the same series (unless of an older period), or added beside them, and health replacing the health
 // of every collector. Entries of KPIs the states do not touch are shared
 // with s. It leaves out, as problems, what NewSnapshot would; states of
 // KPIs s does not export are among them.
@@ -124,6 +124,9 @@ func (e *kpiEntry) merge(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 	d := &entryDiff{old: e}
 	ne.series = slices.Clone(e.series)
 	for j, p := range at {
+		if upd[j].Period.Before(e.series[p].Period) {
+			continue
+		}
 		d.note(p, &e.series[p], &upd[j])
 		ne.series[p] = upd[j]
 	}
@@ -173,6 +176,10 @@ func (e *kpiEntry) mergeNew(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 		case c > 0:
 			out = append(out, upd[j])
 			d.all = true
+			j++
+		case upd[j].Period.Before(e.series[i].Period):
+			out = append(out, e.series[i])
+			i++
 			j++
 		default:
 			d.note(len(out), &e.series[i], &upd[j])

@@ -184,16 +184,46 @@ func TestUpdateOfStoredSeriesServesWhatAFullRebuildServes(t *testing.T) {
 	}
 }
 
-// merge replaces the states of the same series, and adds the others.
+// A run that stores an older period than the one served (a backfill) does
+// not change a series' latest value, whether the series is alone in the
+// run or beside a series the snapshot does not hold yet.
+func TestUpdateKeepsALaterPeriod(t *testing.T) {
+	base, wide := wideFixture()
+	e := exporter.New(nil)
+	e.SetPieceSize(3)
+	mustSet(t, e, base.snapshot())
+	want := scrapePlain(t, e)
+	older := state(wide, day("2025-02-28"), kpi.Known(99), "t2", "E1", "a", "b")
+	if err := e.Update([]kpi.SeriesState{older}, base.health); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrapePlain(t, e); !bytes.Equal(got, want) {
+		t.Fatalf("an older period replaced the latest:\n%s\n--- before\n%s", got, want)
+	}
+	added := state(wide, day("2025-02-28"), kpi.Known(3), "t9", "E1", "a", "b")
+	if err := e.Update([]kpi.SeriesState{older, added}, base.health); err != nil {
+		t.Fatal(err)
+	}
+	full := exporter.New(nil)
+	full.SetPieceSize(3)
+	mustSet(t, full, exporter.NewSnapshot(base.cat, append(slices.Clone(base.series), added), base.health))
+	if got, want := scrapePlain(t, e), scrapePlain(t, full); !bytes.Equal(got, want) {
+		t.Fatalf("beside a new series, an older period replaced the latest:\n%s\n--- want\n%s", got, want)
+	}
+}
+
+// merge replaces the states of the same series, unless of an older period,
+// and adds the others.
 func merge(states, with []kpi.SeriesState) []kpi.SeriesState {
 	out := slices.Clone(states)
 	for _, w := range with {
 		i := slices.IndexFunc(out, func(s kpi.SeriesState) bool {
 			return s.KPI.Name == w.KPI.Name && slices.Equal(s.Labels, w.Labels)
 		})
-		if i < 0 {
+		switch {
+		case i < 0:
 			out = append(out, w)
-		} else {
+		case !w.Period.Before(out[i].Period):
 			out[i] = w
 		}
 	}

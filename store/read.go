@@ -30,6 +30,57 @@ func (s *Store) RunLatest(ctx context.Context, c kpi.Catalogue, runID int64) ([]
 	return s.latest(ctx, c, `AND s.id IN (SELECT series_id FROM observations WHERE run_id = $2)`, runID)
 }
 
+// RunStates returns, without reading the store, the states that the
+// series of obs have once run runID, which this process just stored with
+// SaveRun, is committed: each series' observation of the run's latest
+// period, judged as Latest judges it. It is for the process that stored
+// the run; another reads RunLatest.
+//
+// They are what RunLatest returns, but for two things a publication must
+// allow for: they hold every series of the run, also those whose value the
+// run left as it was (their state is the same but for the run and the time
+// of collection), and a series' state is the run's even where a later
+// period is stored already, so a state must not replace one of a later
+// period (Exporter.Update does not). It returns false when an
+// observation's KPI is not c's own (a reload replaced the catalogue while
+// the run collected): the run must then be read back.
+func (s *Store) RunStates(c kpi.Catalogue, runID int64, finished time.Time, obs []kpi.Observation) ([]kpi.SeriesState, bool) {
+	b, err := newBatch(obs)
+	if err != nil {
+		return nil, false
+	}
+	now := s.now()
+	states := make([]kpi.SeriesState, 0, len(b.latest))
+	for _, i := range b.latest {
+		o := &obs[i]
+		k := c[o.KPI.Name]
+		if k != o.KPI {
+			return nil, false
+		}
+		// The store keeps microseconds, rounded.
+		period := o.Period.Round(time.Microsecond)
+		states = append(states, seriesState(k, o.Labels, period, stored(o.Value), now, runID, finished))
+	}
+	return states, true
+}
+
+// seriesState is the state of a series of k whose latest period holds v.
+func seriesState(k *kpi.KPI, labels []string, period time.Time, v kpi.Value, now time.Time, runID int64, collectedAt time.Time) kpi.SeriesState {
+	// The value is judged by the thresholds in force for its period; the
+	// thresholds served are today's, so dashboards draw the target now.
+	st, _ := k.Evaluate(labels, period, v)
+	return kpi.SeriesState{
+		KPI:         k,
+		Labels:      labels,
+		Period:      period,
+		Value:       v,
+		Status:      st,
+		Thresholds:  k.ThresholdsAt(labels, now),
+		CollectedAt: collectedAt,
+		RunID:       runID,
+	}
+}
+
 // latest reads the latest states of the series of c's KPIs that also meet
 // the condition and, with $2 as arg.
 func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any) ([]kpi.SeriesState, error) {
@@ -85,21 +136,7 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 				"kpi", name, "series", id, "labels", string(labelsDoc), "kpi_labels", k.Labels)
 			continue
 		}
-		val := kpi.Value{V: v.Float64, Valid: v.Valid}
-		// The value is judged by the thresholds in force for its period; the
-		// thresholds served are today's, so dashboards draw the target now.
-		st, _ := k.Evaluate(values, period, val)
-		th := k.ThresholdsAt(values, now)
-		states = append(states, kpi.SeriesState{
-			KPI:         k,
-			Labels:      values,
-			Period:      period,
-			Value:       val,
-			Status:      st,
-			Thresholds:  th,
-			CollectedAt: collectedAt.Time,
-			RunID:       runID,
-		})
+		states = append(states, seriesState(k, values, period, kpi.Value{V: v.Float64, Valid: v.Valid}, now, runID, collectedAt.Time))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: latest values: %w", err)

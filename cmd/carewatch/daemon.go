@@ -477,7 +477,23 @@ func (d *daemon) health(ctx context.Context, collectors []config.CollectorConfig
 // series it wrote, and the health of the collectors, read from the store,
 // replace those of the current snapshot. The rest of the snapshot, and the
 // parts of the exposition the run did not change, stay as they are.
-func (d *daemon) publishRun(ctx context.Context, runID int64) {
+func (d *daemon) publishRun(ctx context.Context, runID int64) { d.publish(ctx, runID, nil) }
+
+// ownRun is a run this process stored: what it knows of the run without
+// reading it back.
+type ownRun struct {
+	finished time.Time
+	obs      []kpi.Observation
+}
+
+// publishOwnRun is publishRun for a run this process just stored with obs:
+// the states of its series are the observations themselves
+// (store.RunStates), so only the collectors' health is read back.
+func (d *daemon) publishOwnRun(ctx context.Context, runID int64, finished time.Time, obs []kpi.Observation) {
+	d.publish(ctx, runID, &ownRun{finished: finished, obs: obs})
+}
+
+func (d *daemon) publish(ctx context.Context, runID int64, own *ownRun) {
 	d.refreshMu.Lock()
 	cfg := d.current().cfg
 	cat := cfg.Catalogue
@@ -492,15 +508,21 @@ func (d *daemon) publishRun(ctx context.Context, runID int64) {
 	}
 	// Health first, as in refresh: a success is never shown without its data.
 	health, err := d.health(ctx, cfg.Collectors)
-	var series []kpi.SeriesState
-	if err == nil {
+	var (
+		series []kpi.SeriesState
+		known  bool
+	)
+	if err == nil && own != nil {
+		series, known = d.store.RunStates(cat, runID, own.finished, own.obs)
+	}
+	if err == nil && !known {
 		series, err = d.store.RunLatest(ctx, cat, runID)
 	}
 	if err == nil {
 		d.setStoreUp(true)
 		read := time.Now()
 		err = d.exporter.Update(series, health)
-		d.logger.Debug("published a run", "run", runID, "series", len(series),
+		d.logger.Debug("published a run", "run", runID, "series", len(series), "read_back", !known,
 			"read", read.Sub(start), "update", time.Since(read))
 	} else {
 		d.setStoreUp(false)

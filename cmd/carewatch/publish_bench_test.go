@@ -30,11 +30,14 @@ import (
 // each run's commit to its new exposition being what /metrics serves:
 //
 //   - publish/incremental_one_kpi: the run changes every tenth series of
-//     one KPI, as a collector of that KPI does; published as carewatch
-//     publishes a run (daemon.publishRun: store.RunLatest, store.Health,
-//     Exporter.Update);
+//     one KPI, as a collector of that KPI does; published as the replica
+//     that stored it publishes it (daemon.publishOwnRun: the states from
+//     the run's observations, store.Health, Exporter.Update);
 //   - publish/incremental_scattered: the run changes ten series of every
 //     KPI, the worst spread for a rendering kept in chunks;
+//   - publish/replica_*: the same runs published as another replica
+//     publishes them when told of them (daemon.publishRun: the run's
+//     series read back with store.RunLatest);
 //   - publish/full_rebuild: the one_kpi run published as carewatch did
 //     before: every series read back, a new snapshot built and rendered.
 //
@@ -92,13 +95,13 @@ func BenchmarkMillionSeries(b *testing.B) {
 	for i := range labels {
 		labels[i] = publishLabels(i)
 	}
-	runOf := func(obs []kpi.Observation) kpi.RunResult {
+	runOf := func(obs []kpi.Observation) (kpi.RunResult, time.Time) {
 		now := time.Now()
 		res, err := st.SaveRun(ctx, kpi.Run{Collector: "bench", Source: "bench", Query: "synthetic", StartedAt: now, FinishedAt: now}, obs)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return res
+		return res, now
 	}
 	{
 		obs := make([]kpi.Observation, 0, publishKPIs*publishSeriesPerKPI)
@@ -141,11 +144,18 @@ func BenchmarkMillionSeries(b *testing.B) {
 		lastSeries        int
 	)
 	d.logger = slog.New(publishTimer{read: &reading, update: &updating, series: &lastSeries})
-	incremental := func(runID int64) {
-		d.publishRun(ctx, runID)
+	check := func() {
 		if lastSeries != publishChangedSeries {
 			b.Fatalf("the run changed %d series, want %d", lastSeries, publishChangedSeries)
 		}
+	}
+	own := func(runID int64, finished time.Time, obs []kpi.Observation) {
+		d.publishOwnRun(ctx, runID, finished, obs)
+		check()
+	}
+	replica := func(runID int64, _ time.Time, _ []kpi.Observation) {
+		d.publishRun(ctx, runID)
+		check()
 	}
 
 	oneKPI := func(p int) []kpi.Observation {
@@ -170,11 +180,13 @@ func BenchmarkMillionSeries(b *testing.B) {
 	for _, c := range []struct {
 		name    string
 		run     func(p int) []kpi.Observation
-		publish func(runID int64)
+		publish func(runID int64, finished time.Time, obs []kpi.Observation)
 	}{
-		{"publish/incremental_one_kpi", oneKPI, incremental},
-		{"publish/incremental_scattered", scattered, incremental},
-		{"publish/full_rebuild", oneKPI, func(int64) { fullRebuild() }},
+		{"publish/incremental_one_kpi", oneKPI, own},
+		{"publish/incremental_scattered", scattered, own},
+		{"publish/replica_one_kpi", oneKPI, replica},
+		{"publish/replica_scattered", scattered, replica},
+		{"publish/full_rebuild", oneKPI, func(int64, time.Time, []kpi.Observation) { fullRebuild() }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			steady := heapsample.Live()
@@ -183,17 +195,18 @@ func BenchmarkMillionSeries(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				b.StopTimer()
-				res := runOf(c.run(period))
+				obs := c.run(period)
+				res, finished := runOf(obs)
 				period++
 				b.StartTimer()
-				c.publish(res.RunID)
+				c.publish(res.RunID, finished, obs)
 			}
 			b.StopTimer()
 			p := peak()
 			b.ReportMetric(steady/(1<<20), "steady-heap-MB")
 			b.ReportMetric(p/(1<<20), "peak-heap-MB")
 			b.ReportMetric(p/steady, "peak-ratio")
-			if reading > 0 {
+			if reading+updating > 0 {
 				// Where an incremental publication's time goes: reading the
 				// run's series and the health, and updating the snapshot.
 				b.ReportMetric(reading.Seconds()*1000/float64(b.N), "store-ms/op")

@@ -126,7 +126,7 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 		r.logger.Log(ctx, level, "status changed", "kpi", c.KPI.Name, "labels", kpi.LabelString(c.KPI, c.Labels), "from", c.From.String(), "to", c.To.String(), "value", c.Value.String())
 	}
 	r.logger.Info("run stored", "run", res.RunID, "observations", res.Observations, "inserted", res.Inserted, "revised", res.Revised, "unchanged", res.Unchanged)
-	r.d.publishRun(ctx, res.RunID)
+	r.d.publishOwnRun(ctx, res.RunID, run.FinishedAt, obs)
 	return nil
 }
 
@@ -157,5 +157,5 @@ func (r *runner) done(err error) {
 		r.d.refreshActive(ctx)
 		return
 	}
-	r.d.publishRun(ctx, res.RunID)
+	r.d.publishOwnRun(ctx, res.RunID, run.FinishedAt, nil)
 }
