@@ -37,7 +37,7 @@ var rooms = map[string]room{
 		"gopkg.in/yaml.v3", "github.com/robfig/cron/v3", "github.com/prometheus/common/config", "github.com/prometheus/common/model",
 	}},
 	// Sources: drivers, parsers and the embedded engine are theirs to choose.
-	"collector": {rooms: []string{"kpi", "config", "internal/pgbound"}, external: []string{"*"}},
+	"collector": {rooms: []string{"kpi", "config", "internal/pgbound", "internal/sqlbound"}, external: []string{"*"}},
 	"store":     {rooms: []string{"kpi", "internal/pgbound"}, external: []string{"github.com/jmoiron/sqlx", "github.com/lib/pq"}},
 	"exporter": {rooms: []string{"kpi"}, external: []string{
 		"github.com/prometheus/client_golang", "github.com/prometheus/client_model", "github.com/prometheus/common",
@@ -58,9 +58,11 @@ var rooms = map[string]room{
 	"internal": {},
 	// The command-line conventions the binaries share.
 	"internal/cli": {external: []string{"github.com/alecthomas/kingpin/v2", "github.com/prometheus/exporter-toolkit", "github.com/prometheus/common"}},
-	// lib/pq connections whose every wait is bounded, for the store and
-	// the PostgreSQL sources.
-	"internal/pgbound": {external: []string{"github.com/lib/pq", "golang.org/x/sys"}},
+	// database/sql connections whose every wait is bounded, whatever the
+	// driver, for the store and the SQL sources.
+	"internal/sqlbound": {external: []string{"golang.org/x/sys"}},
+	// sqlbound's rule for lib/pq, the store's and the PostgreSQL sources'.
+	"internal/pgbound": {rooms: []string{"internal/sqlbound"}, external: []string{"github.com/lib/pq"}},
 	// The end-to-end harness: starts the real programs.
 	"e2e": {rooms: []string{"internal", "demo"}, external: []string{"*"}},
 	// Binaries: the only places that see every room.

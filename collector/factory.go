@@ -121,5 +121,9 @@ func newSQLSource(f *Sources, cc *config.CollectorConfig, sc *config.SourceConfi
 		}
 		f.pools[sc.Name] = db
 	}
-	return NewSQLSource(cc.Name, cc, sc, db, m), nil
+	s, err := NewSQLSource(SQLSourceOptions{Collector: cc, Source: sc, DB: db, Mapper: m})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/carewatch/carewatch/config"
+	"github.com/carewatch/carewatch/internal/sqlbound"
 	"github.com/carewatch/carewatch/kpi"
 )
 
@@ -48,8 +49,10 @@ type sqlDialect struct {
 	// driverName is sqlx's name for the dialect's placeholders.
 	driverName string
 	// connector parses dsn and returns a connector that names carewatch to
-	// the server, and the password, so that errors never quote it.
-	connector func(dsn string) (c driver.Connector, password string, err error)
+	// the server, whose connections are bounded by o (package sqlbound;
+	// a connect timeout the DSN sets takes the place of o's), and the
+	// password, so that errors never quote it.
+	connector func(dsn string, o sqlbound.Options) (c driver.Connector, password string, err error)
 	// begin starts the run's session: read-only where the dialect can say so,
 	// with the server ending a statement after timeout.
 	begin func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error)
@@ -108,32 +111,57 @@ func openSQL(src *config.SourceConfig, dsn string) (*sqlx.DB, string, error) {
 	if src == nil {
 		return nil, "", errors.New("sql source: no source config")
 	}
+	set, err := sqlSettingsOf(src)
+	if err != nil {
+		return nil, "", err
+	}
+	connector, password, err := set.dialect.connector(dsn, sqlbound.Options{ConnectTimeout: DefaultSQLConnectTimeout})
+	if err != nil {
+		return nil, "", fmt.Errorf("source %q: %w", src.Name, err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), set.dialect.driverName)
+	db.SetMaxOpenConns(set.maxOpenConns)
+	db.SetMaxIdleConns(set.maxOpenConns)
+	db.SetConnMaxLifetime(set.connMaxLifetime)
+	db.SetConnMaxIdleTime(SQLConnMaxIdleTime)
+	return db, password, nil
+}
+
+// sqlSettings are a SQL source's settings, its config's or the defaults.
+type sqlSettings struct {
+	dialect          *sqlDialect
+	maxOpenConns     int
+	connMaxLifetime  time.Duration
+	statementTimeout time.Duration
+}
+
+// sqlSettingsOf sets the defaults of a SQL source whose config is silent:
+// the one place they are set.
+func sqlSettingsOf(src *config.SourceConfig) (sqlSettings, error) {
 	typ := src.Type
 	if typ == "" {
 		typ = config.SourcePostgres
 	}
 	d, err := dialectOf(typ)
 	if err != nil {
-		return nil, "", fmt.Errorf("source %q: %w", src.Name, err)
+		return sqlSettings{}, fmt.Errorf("source %q: %w", src.Name, err)
 	}
-	connector, password, err := d.connector(dsn)
-	if err != nil {
-		return nil, "", fmt.Errorf("source %q: %w", src.Name, err)
+	set := sqlSettings{
+		dialect:          d,
+		maxOpenConns:     src.MaxOpenConns,
+		connMaxLifetime:  time.Duration(src.ConnMaxLifetime),
+		statementTimeout: time.Duration(src.StatementTimeout),
 	}
-	db := sqlx.NewDb(sql.OpenDB(connector), d.driverName)
-	conns := src.MaxOpenConns
-	if conns <= 0 {
-		conns = DefaultSQLMaxOpenConns
+	if set.maxOpenConns <= 0 {
+		set.maxOpenConns = DefaultSQLMaxOpenConns
 	}
-	lifetime := time.Duration(src.ConnMaxLifetime)
-	if lifetime <= 0 {
-		lifetime = DefaultSQLConnMaxLifetime
+	if set.connMaxLifetime <= 0 {
+		set.connMaxLifetime = DefaultSQLConnMaxLifetime
 	}
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
-	db.SetConnMaxLifetime(lifetime)
-	db.SetConnMaxIdleTime(SQLConnMaxIdleTime)
-	return db, password, nil
+	if set.statementTimeout <= 0 {
+		set.statementTimeout = DefaultSQLStatementTimeout
+	}
+	return set, nil
 }
 
 // SQLSource is a collector's query on a SQL source. It implements
@@ -154,33 +182,46 @@ type SQLSource struct {
 
 var _ kpi.Source = (*SQLSource)(nil)
 
-// NewSQLSource returns the source of the collector called name (cc.Name if
-// empty), running cc.Query on db, opened from src by OpenSQL, and mapping its
-// rows with m.
-func NewSQLSource(name string, cc *config.CollectorConfig, src *config.SourceConfig, db *sqlx.DB, m *Mapper) *SQLSource {
+// SQLSourceOptions is what a SQL source is built from.
+type SQLSourceOptions struct {
+	// Collector is the collector's config, whose query the source runs.
+	Collector *config.CollectorConfig
+	// Source is the SQL source's config: its type and statement timeout.
+	Source *config.SourceConfig
+	// DB is the source's connection pool, opened from Source by OpenSQL.
+	DB *sqlx.DB
+	// Mapper maps the query's rows.
+	Mapper *Mapper
+	// Name names the collector in errors; Collector.Name when empty.
+	Name string
+}
+
+// NewSQLSource returns the source that runs o.Collector's query on o.DB and
+// maps its rows with o.Mapper.
+func NewSQLSource(o SQLSourceOptions) (*SQLSource, error) {
+	if o.Collector == nil || o.Source == nil || o.DB == nil || o.Mapper == nil {
+		return nil, errors.New("sql source: the collector, source, pool and mapper are all needed")
+	}
+	name := o.Name
 	if name == "" {
-		name = cc.Name
+		name = o.Collector.Name
 	}
-	timeout := time.Duration(src.StatementTimeout)
-	if timeout <= 0 {
-		timeout = DefaultSQLStatementTimeout
-	}
-	d, err := dialectOf(src.Type)
+	set, err := sqlSettingsOf(o.Source)
 	if err != nil {
-		d = &postgresDialect
+		return nil, fmt.Errorf("collector %q: %w", name, err)
 	}
-	bound, params := bindPeriods(cc.Query, sqlx.BindType(d.driverName))
+	bound, params := bindPeriods(o.Collector.Query, sqlx.BindType(set.dialect.driverName))
 	return &SQLSource{
 		collector:        name,
-		source:           src.Name,
-		query:            cc.Query,
+		source:           o.Source.Name,
+		query:            o.Collector.Query,
 		bound:            bound,
 		params:           params,
-		statementTimeout: timeout,
-		dialect:          d,
-		db:               db,
-		mapper:           m,
-	}
+		statementTimeout: set.statementTimeout,
+		dialect:          set.dialect,
+		db:               o.DB,
+		mapper:           o.Mapper,
+	}, nil
 }
 
 // Describe returns the source's name and the query it runs, for the run record.

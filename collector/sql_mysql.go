@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/carewatch/carewatch/internal/sqlbound"
 )
 
 // mysqlDialect is MySQL's and MariaDB's: START TRANSACTION READ ONLY, in
@@ -19,10 +21,11 @@ import (
 // session's statement timeout set before each run: max_statement_time
 // (seconds) on MariaDB, max_execution_time (milliseconds, SELECT only) on
 // MySQL. The connection carries program_name=carewatch as a connection
-// attribute, and never allows several statements in one query.
+// attribute, never allows several statements in one query, and is bounded
+// by package sqlbound.
 var mysqlDialect = sqlDialect{
 	driverName: "mysql",
-	connector: func(dsn string) (driver.Connector, string, error) {
+	connector: func(dsn string, o sqlbound.Options) (driver.Connector, string, error) {
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
 			return nil, "", fmt.Errorf("the DSN is not valid: %s", redactDSN(err.Error(), dsn))
@@ -39,16 +42,29 @@ var mysqlDialect = sqlDialect{
 			attrs = cfg.ConnectionAttributes + "," + attrs
 		}
 		cfg.ConnectionAttributes = attrs
-		// The driver closes a connection whose context ends; dialling is
-		// bounded too, unless the DSN says otherwise.
-		if cfg.Timeout <= 0 {
-			cfg.Timeout = DefaultSQLConnectTimeout
+		// Every error the driver meets comes back to the run, which logs it
+		// naming the collector; the driver's own log is unstructured text
+		// on stderr.
+		cfg.Logger = &mysql.NopLogger{}
+		// Connecting is bounded by the DSN's timeout (the driver's own
+		// bounds only dialling), and every later wait by its context.
+		if cfg.Timeout > 0 {
+			o.ConnectTimeout = cfg.Timeout
 		}
-		c, err := mysql.NewConnector(cfg)
-		if err != nil {
+		cfg.Timeout = o.ConnectTimeout
+		if _, err := mysql.NewConnector(cfg.Clone()); err != nil {
 			return nil, "", redactPassword(err, cfg.Passwd)
 		}
-		return c, cfg.Passwd, nil
+		connect := func(ctx context.Context, d *sqlbound.Dialer) (driver.Conn, error) {
+			c := cfg.Clone()
+			c.DialFunc = d.DialContext
+			mc, err := mysql.NewConnector(c)
+			if err != nil {
+				return nil, err
+			}
+			return mc.Connect(ctx)
+		}
+		return sqlbound.NewConnector(connect, &mysql.MySQLDriver{}, o), cfg.Passwd, nil
 	},
 	begin: func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error) {
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})

@@ -237,17 +237,8 @@ func TestMariaDBSourceShowsItsProgramName(t *testing.T) {
 func TestMariaDBSourceThatIsDown(t *testing.T) {
 	dsn := "carewatch:s3cr3t-pw@tcp(" + closedPort(t) + ")/cms"
 	src := mariaSource("cms", 0)
-	db, err := collector.OpenSQL(src, dsn)
-	if err != nil {
-		t.Fatalf("OpenSQL = %v: a source that is down must not stop the daemon's start", err)
-	}
-	defer db.Close()
-	m, err := collector.NewMapper(caseloadCollector(), catalogue(), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := collector.NewSQLSource("caseload", sqlCollector("SELECT 1"), src, db, m)
-	_, err = collect(t, s, 5*time.Second)
+	s := unconnectedSource(t, src, dsn, "SELECT 1")
+	_, err := collect(t, s, 5*time.Second)
 	if err == nil || !strings.Contains(err.Error(), `collector "caseload": source "cms"`) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Collect = %v, want a refused connection naming the collector", err)
 	}
@@ -270,17 +261,8 @@ func TestMariaDBSourceThatIsDown(t *testing.T) {
 func TestSQLServerSourceThatIsDown(t *testing.T) {
 	dsn := "sqlserver://carewatch:s3cr3t-pw@" + closedPort(t) + "?database=cms&dial+timeout=2"
 	src := &config.SourceConfig{Name: "warehouse", Type: config.SourceSQLServer}
-	db, err := collector.OpenSQL(src, dsn)
-	if err != nil {
-		t.Fatalf("OpenSQL = %v: a source that is down must not stop the daemon's start", err)
-	}
-	defer db.Close()
-	m, err := collector.NewMapper(caseloadCollector(), catalogue(), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := collector.NewSQLSource("caseload", sqlCollector("SELECT 1 AS caseload"), src, db, m)
-	_, err = collect(t, s, 5*time.Second)
+	s := unconnectedSource(t, src, dsn, "SELECT 1 AS caseload")
+	_, err := collect(t, s, 5*time.Second)
 	if err == nil || !strings.Contains(err.Error(), `collector "caseload": source "warehouse"`) || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("Collect = %v, want a failure naming the collector and not the password", err)
 	}
@@ -288,7 +270,7 @@ func TestSQLServerSourceThatIsDown(t *testing.T) {
 		t.Errorf("%v is marked permanent; a server that is down should be retried", err)
 	}
 
-	s = collector.NewSQLSource("caseload", sqlCollector("DELETE FROM dbo.cases; SELECT 1 AS caseload"), src, db, m)
+	s = unconnectedSource(t, src, dsn, "DELETE FROM dbo.cases; SELECT 1 AS caseload")
 	_, err = collect(t, s, 5*time.Second)
 	if err == nil || !collector.IsPermanent(err) || !strings.Contains(err.Error(), `collector "caseload": source "warehouse": query: give one statement`) {
 		t.Fatalf("Collect = %v, want a permanent refusal of the second statement", err)

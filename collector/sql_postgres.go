@@ -15,6 +15,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/carewatch/carewatch/internal/pgbound"
+	"github.com/carewatch/carewatch/internal/sqlbound"
 )
 
 // postgresDialect is PostgreSQL's: a READ ONLY transaction, which refuses
@@ -22,7 +23,7 @@ import (
 // is_local), and application_name set on the connection.
 var postgresDialect = sqlDialect{
 	driverName: "postgres",
-	connector: func(dsn string) (driver.Connector, string, error) {
+	connector: func(dsn string, o sqlbound.Options) (driver.Connector, string, error) {
 		cfg, err := pq.NewConfig(dsn)
 		if err != nil {
 			return nil, "", fmt.Errorf("the DSN is not valid: %s", redactDSN(err.Error(), dsn))
@@ -30,7 +31,7 @@ var postgresDialect = sqlDialect{
 		cfg.ApplicationName = ApplicationName
 		// Bounded connections: a source that stops answering fails its run
 		// at the run's deadline instead of holding it for ever.
-		return pgbound.NewConnector(cfg, pgbound.Options{ConnectTimeout: DefaultSQLConnectTimeout}), cfg.Password, nil
+		return pgbound.NewConnector(cfg, o), cfg.Password, nil
 	},
 	begin: func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error) {
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})

@@ -12,6 +12,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
+
+	"github.com/carewatch/carewatch/internal/sqlbound"
 )
 
 // sqlServerDialect is SQL Server's. T-SQL has no read-only transaction and
@@ -27,15 +29,31 @@ import (
 //     sends the server an attention, which stops the query;
 //   - a query holding a ; before another statement, or a GO line, is refused
 //     before it is sent (a batch may hold several statements);
-//   - the connection's app name is carewatch (sys.dm_exec_sessions.program_name).
+//   - the connection's app name is carewatch (sys.dm_exec_sessions.program_name);
+//   - connecting is bounded by a connect timeout, and every wait on the
+//     server by its context (package sqlbound): a query whose context ends
+//     has sqlServerCancelGrace for the server to confirm the attention
+//     before its connection is closed.
 var sqlServerDialect = sqlDialect{
 	driverName: "sqlserver",
-	connector: func(dsn string) (driver.Connector, string, error) {
+	connector: func(dsn string, o sqlbound.Options) (driver.Connector, string, error) {
 		cfg, err := sqlServerConfig(dsn)
 		if err != nil {
 			return nil, "", err
 		}
-		return mssql.NewConnectorConfig(cfg), cfg.Password, nil
+		// The driver reads its start-up exchange with no deadline, and
+		// waits for the answer to an attention: both are bounded here. Its
+		// "connection timeout", when set, bounds connecting as in ADO.
+		o.CancelGrace = sqlServerCancelGrace
+		if cfg.ConnTimeout > 0 {
+			o.ConnectTimeout = cfg.ConnTimeout
+		}
+		connect := func(ctx context.Context, d *sqlbound.Dialer) (driver.Conn, error) {
+			c := mssql.NewConnectorConfig(cfg)
+			c.Dialer = d
+			return c.Connect(ctx)
+		}
+		return sqlbound.NewConnector(connect, mssql.NewConnectorConfig(cfg).Driver(), o), cfg.Password, nil
 	},
 	begin: func(ctx context.Context, db *sqlx.DB, timeout time.Duration) (*sqlx.Tx, error) {
 		tx, err := db.BeginTxx(ctx, nil)
@@ -53,6 +71,12 @@ var sqlServerDialect = sqlDialect{
 	permanent:     permanentSQLServer,
 	fixTime:       sqlServerTime,
 }
+
+// sqlServerCancelGrace is how long a statement whose context ended waits
+// for the server to confirm the attention that stops it, so that a healthy
+// server stops the query and the connection stays usable; a server that
+// does not answer has its connection closed then.
+const sqlServerCancelGrace = time.Second
 
 // sqlServerConfig reads a SQL Server DSN (sqlserver://user:password@host/instance?database=db,
 // or ADO's server=...;user id=...;password=...) and names carewatch as the

@@ -71,7 +71,34 @@ func openSource(t *testing.T, dsn string, src *config.SourceConfig, cc *config.C
 	if err != nil {
 		t.Fatalf("NewMapper: %v", err)
 	}
-	return collector.NewSQLSource(cc.Name, cc, src, db, m)
+	return sqlSource(t, cc, src, db, m)
+}
+
+// unconnectedSource opens src on dsn without connecting, as the daemon
+// does, and builds the source of the caseload collector running query.
+func unconnectedSource(t *testing.T, src *config.SourceConfig, dsn, query string) *collector.SQLSource {
+	t.Helper()
+	db, err := collector.OpenSQL(src, dsn)
+	if err != nil {
+		t.Fatalf("OpenSQL = %v: a source that is down must not stop the daemon's start", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	cc := sqlCollector(query)
+	m, err := collector.NewMapper(cc, catalogue(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqlSource(t, cc, src, db, m)
+}
+
+// sqlSource builds the SQL source of cc on db, opened from src.
+func sqlSource(t *testing.T, cc *config.CollectorConfig, src *config.SourceConfig, db *sqlx.DB, m *collector.Mapper) *collector.SQLSource {
+	t.Helper()
+	s, err := collector.NewSQLSource(collector.SQLSourceOptions{Collector: cc, Source: src, DB: db, Mapper: m})
+	if err != nil {
+		t.Fatalf("NewSQLSource: %v", err)
+	}
+	return s
 }
 
 func collect(t *testing.T, s *collector.SQLSource, timeout time.Duration) ([]kpi.Observation, error) {
@@ -369,7 +396,7 @@ func TestSQLSourceThatIsDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := collector.NewSQLSource("caseload", sqlCollector("SELECT 1"), src, db, m)
+		s := sqlSource(t, sqlCollector("SELECT 1"), src, db, m)
 		_, err = collect(t, s, 5*time.Second)
 		if err == nil || !strings.Contains(err.Error(), `collector "caseload": source "cms"`) || !strings.Contains(err.Error(), "connection refused") {
 			t.Fatalf("Collect = %v, want a refused connection naming the collector", err)

@@ -276,3 +276,30 @@ func (s *Server) Stop(ctx context.Context) error {
 	<-s.done
 	return fmt.Errorf("mariadblocal: server did not stop in time and was killed: %w", ctx.Err())
 }
+
+// Pause stops the server with SIGSTOP: the kernel still accepts connections
+// on its port, but nothing answers them, nor any session already open. This
+// is how a server behind a failed network path, or one swapping hard, looks
+// to its clients; tests use it to show that no wait on the database is
+// unbounded. mariadbd is one process, so one signal stops every session.
+// Resume undoes it. Linux only.
+func (s *Server) Pause() error {
+	if s.exited() {
+		return errors.New("mariadblocal: the server is not running")
+	}
+	if err := s.proc.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("mariadblocal: pausing the server: %w", err)
+	}
+	return nil
+}
+
+// Resume continues a server stopped by Pause.
+func (s *Server) Resume() error {
+	if s.exited() {
+		return errors.New("mariadblocal: the server is not running")
+	}
+	if err := s.proc.Signal(syscall.SIGCONT); err != nil {
+		return fmt.Errorf("mariadblocal: resuming the server: %w", err)
+	}
+	return nil
+}

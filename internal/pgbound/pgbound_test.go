@@ -47,6 +47,18 @@ func TestEveryWaitOnAPausedServerEndsWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A session whose calls may go on for a second after their context
+	// ends, for a server to answer a cancel.
+	cfg, err := pq.NewConfig(srv.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	graced := pgbound.OpenDB(cfg, pgbound.Options{ConnectTimeout: 2 * time.Second, CancelGrace: time.Second})
+	t.Cleanup(func() { graced.Close() })
+	if err := graced.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +76,21 @@ func TestEveryWaitOnAPausedServerEndsWithItsContext(t *testing.T) {
 		})
 		if err == nil {
 			t.Fatal("a query on a paused server succeeded")
+		}
+	})
+	t.Run("a query given a grace ends when the grace is over", func(t *testing.T) {
+		qctx, cancel := timed(300 * time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := pgtest.ReturnsWithin(t, 3*time.Second, "query", func() error {
+			var one int
+			return graced.QueryRowContext(qctx, "SELECT 1").Scan(&one)
+		})
+		if err == nil {
+			t.Fatal("a query on a paused server succeeded")
+		}
+		if elapsed := time.Since(start); elapsed < 1200*time.Millisecond {
+			t.Errorf("the query ended after %s, before its grace was over", elapsed)
 		}
 	})
 	t.Run("a statement in a transaction", func(t *testing.T) {

@@ -147,3 +147,44 @@ func NewDatabase(t testing.TB) string {
 
 // Addr is the server's TCP address, once a test has asked for a database.
 func Addr() string { return tcpAddr }
+
+// NewServer starts a private MariaDB server for tb alone, for tests that do
+// to a server what others must not see (pause it, stop it), with an empty
+// database "cms", and returns the server and root's DSN for that database.
+// The server is stopped when tb ends. Any failure is fatal to tb.
+func NewServer(tb testing.TB) (*mariadblocal.Server, string) {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "carewatch-mdbserver-")
+	if err != nil {
+		tb.Fatalf("mdbtest: %v", err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// The server may run as another user (we may be root).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatalf("mdbtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	srv, err := mariadblocal.Start(ctx, mariadblocal.Options{DataDir: filepath.Join(dir, "data")})
+	if err != nil {
+		tb.Fatalf("mdbtest: a private MariaDB server: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// A server a test left paused could not take the signal to stop.
+		_ = srv.Resume()
+		if err := srv.Stop(ctx); err != nil {
+			tb.Errorf("mdbtest: stopping the private server: %v", err)
+		}
+	})
+	db, err := sql.Open("mysql", srv.AdminDSN(""))
+	if err != nil {
+		tb.Fatalf("mdbtest: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE cms"); err != nil {
+		tb.Fatalf("mdbtest: %v", err)
+	}
+	return srv, srv.AdminDSN("cms")
+}

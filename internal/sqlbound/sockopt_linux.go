@@ -1,4 +1,4 @@
-package pgbound
+package sqlbound
 
 import (
 	"syscall"

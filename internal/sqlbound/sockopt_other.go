@@ -1,6 +1,6 @@
 //go:build !linux
 
-package pgbound
+package sqlbound
 
 import (
 	"syscall"
