@@ -143,22 +143,53 @@ func silentServer(t *testing.T, answer func(c net.Conn)) string {
 	return l.Addr().String()
 }
 
+// readTDS reads one TDS message (its packets up to the last) from c.
+func readTDS(c net.Conn) error {
+	for {
+		var header [8]byte
+		if _, err := io.ReadFull(c, header[:]); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint16(header[2:4]))-8); err != nil {
+			return err
+		}
+		if header[1]&1 != 0 {
+			return nil
+		}
+	}
+}
+
+// writeTDS writes body to c as one TDS reply packet.
+func writeTDS(c net.Conn, body []byte) error {
+	packet := append([]byte{4, 1, 0, 0, 0, 0, 1, 0}, body...)
+	binary.BigEndian.PutUint16(packet[2:4], uint16(len(packet)))
+	_, err := c.Write(packet)
+	return err
+}
+
 // tdsPrelogin answers a TDS pre-login as a server that offers no
 // encryption, and then says nothing more.
 func tdsPrelogin(c net.Conn) {
-	var header [8]byte
-	if _, err := io.ReadFull(c, header[:]); err != nil {
-		return
-	}
-	if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint16(header[2:4]))-8); err != nil {
+	if readTDS(c) != nil {
 		return
 	}
 	// Options: VERSION (0) at offset 11, 6 bytes; ENCRYPTION (1) at 17, 1
-	// byte; terminator.
-	body := []byte{0, 0, 11, 0, 6, 1, 0, 17, 0, 1, 0xff, 16, 0, 0, 0, 0, 0, 2}
-	packet := append([]byte{4, 1, 0, 0, 0, 0, 1, 0}, body...)
-	binary.BigEndian.PutUint16(packet[2:4], uint16(len(packet)))
-	_, _ = c.Write(packet)
+	// byte (2: not supported); terminator.
+	_ = writeTDS(c, []byte{0, 0, 11, 0, 6, 1, 0, 17, 0, 1, 0xff, 16, 0, 0, 0, 0, 0, 2})
+}
+
+// tdsLogin answers the pre-login and accepts the login, and then says
+// nothing more: a server that stops answering once the session is open.
+func tdsLogin(c net.Conn) {
+	tdsPrelogin(c)
+	if readTDS(c) != nil {
+		return
+	}
+	// LOGINACK (interface 1, TDS 7.4, no program name, version 0), then
+	// DONE (final, no row count).
+	loginAck := []byte{0xad, 10, 0, 1, 0x74, 0, 0, 4, 0, 0, 0, 0, 0}
+	done := []byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	_ = writeTDS(c, append(loginAck, done...))
 }
 
 // A SQL Server that accepts connections and answers nothing, or answers
@@ -170,6 +201,7 @@ func TestSQLSourceOnAServerThatSaysNothingFailsAtTheRunsDeadline(t *testing.T) {
 	}{
 		{"SQL Server, silent", config.SourceSQLServer, "sqlserver://carewatch:s3cr3t-pw@" + silentServer(t, nil) + "?database=cms&encrypt=disable"},
 		{"SQL Server, silent after the pre-login", config.SourceSQLServer, "sqlserver://carewatch:s3cr3t-pw@" + silentServer(t, tdsPrelogin) + "?database=cms&encrypt=disable"},
+		{"SQL Server, silent once logged in", config.SourceSQLServer, "sqlserver://carewatch:s3cr3t-pw@" + silentServer(t, tdsLogin) + "?database=cms&encrypt=disable"},
 		{"MySQL, silent", config.SourceMySQL, "carewatch:s3cr3t-pw@tcp(" + silentServer(t, nil) + ")/cms"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
