@@ -51,6 +51,8 @@ type daemon struct {
 	exporter *exporter.Exporter
 	reloadM  *exporter.ReloadMetrics
 	storeUp  *storeHealth
+	// pending holds the failed runs the store could not record yet.
+	pending *pendingRuns
 
 	mu       sync.Mutex // guards active
 	active   *generation
@@ -180,6 +182,9 @@ func newDaemon(ctx context.Context, o daemonOptions, st *store.Store) (*daemon, 
 	if err := self.Register(exporter.NewTimezoneCollector(d.location, time.Now)); err != nil {
 		return nil, nil, err
 	}
+	if d.pending, err = newPendingRuns(pendingRunsPerCollector, st.Timeout(), self); err != nil {
+		return nil, nil, err
+	}
 	return d, self, nil
 }
 
@@ -288,6 +293,7 @@ func (d *daemon) shutdown(server *http.Server) {
 			}
 			return err
 		}},
+		{"record the runs that failed while the store was down", d.recordPendingAtShutdown},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -583,7 +589,8 @@ func (h *storeHealth) value() float64 {
 
 // watchStore pings the store every half of its timeout, so that a store
 // that refuses or stops answering shows in carewatch_store_up within the
-// timeout even when no collector is due.
+// timeout even when no collector is due, and records the runs that failed
+// while it was down as soon as it answers again.
 func (d *daemon) watchStore(ctx context.Context) {
 	t := time.NewTicker(max(d.storeUp.timeout/2, 100*time.Millisecond))
 	defer t.Stop()
@@ -600,6 +607,9 @@ func (d *daemon) watchStore(ctx context.Context) {
 				d.logger.Warn("store unreachable", "err", err)
 			}
 			d.setStoreUp(err == nil)
+			if err == nil && d.pending.len() > 0 {
+				d.recordPending(ctx)
+			}
 		}
 	}
 }

@@ -114,6 +114,10 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 		r.logger.Warn("check failed; the run is published with a warning", "check", w.Check, "kpi", w.KPI, "failures", w.Failures, "msg", w.Message)
 	}
 	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now(), Checks: warnings}
+	if r.d.pending.len() > 0 {
+		// Runs that failed while the store was down go in first, in order.
+		r.d.recordPending(ctx)
+	}
 	res, err := r.d.store.SaveRun(ctx, run, obs)
 	if err != nil {
 		return fmt.Errorf("storing %d observations: %w", len(obs), err)
@@ -144,18 +148,18 @@ func (r *runner) done(err error) {
 		r.logger.Info("run cancelled before it finished; nothing recorded")
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	// The daemon's context, not the run's: a run that failed at its
+	// deadline is still recorded; the store bounds every call.
+	ctx := r.d.ctx
 	run := kpi.Run{Collector: r.cc.Name, Source: r.describe.source, Query: r.describe.query, Reads: r.reads, StartedAt: r.started, FinishedAt: time.Now(), Err: err,
 		Checks: collector.CheckFailures(err)}
 	if run.StartedAt.IsZero() {
 		run.StartedAt = run.FinishedAt
 	}
-	res, serr := r.d.store.SaveRun(ctx, run, nil)
-	if serr != nil {
-		r.logger.Error("recording the failed run", "err", serr)
-		r.d.refreshActive(ctx)
-		return
+	// Queued first, so that it is recorded after any run that failed
+	// before it while the store was down.
+	if lost := r.d.pending.add(run); lost != nil {
+		r.logger.Warn("failed run dropped: too many waiting for the store", "started", lost.StartedAt, "err", lost.Err, "limit", pendingRunsPerCollector)
 	}
-	r.d.publishOwnRun(ctx, res.RunID, run.FinishedAt, nil)
+	r.d.recordPending(ctx)
 }
