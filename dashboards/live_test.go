@@ -3,7 +3,6 @@ package dashboards_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -63,21 +62,9 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 
 	// The council's statutory returns (Annex A, SSDA903, CLD), as the demo
 	// writes them, for the collectors that read them.
-	returns, err := demo.BuildReturns(ctx, source)
-	if err != nil {
-		t.Fatalf("demo.BuildReturns: %v", err)
-	}
-	returnsDir := t.TempDir()
-	if err := demo.WriteReturns(returns, returnsDir); err != nil {
-		t.Fatalf("demo.WriteReturns: %v", err)
-	}
 	cw := e2e.StartCarewatch(t, e2e.CarewatchOptions{
-		ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{Every: 2 * time.Second, Directories: map[string]string{
-			"annex_a": filepath.Join(returnsDir, demo.AnnexADir),
-			"ssda903": filepath.Join(returnsDir, demo.SSDA903Dir),
-			"cld":     filepath.Join(returnsDir, demo.CLDDir),
-		}}),
-		Env: []string{e2e.StoreDSNEnv + "=" + st.dsn, e2e.SourceDSNEnv + "=" + sourceDSN},
+		ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{Every: 2 * time.Second, Directories: demoReturns(ctx, t, source)}),
+		Env:        []string{e2e.StoreDSNEnv + "=" + st.dsn, e2e.SourceDSNEnv + "=" + sourceDSN},
 	})
 	prom := e2e.StartPrometheus(t, e2e.PrometheusOptions{Targets: []string{cw.Addr}, Interval: time.Second})
 
@@ -278,6 +265,13 @@ func promRows(t *testing.T, prom *e2e.Prometheus, q query, values map[string][]s
 // how many rows came back.
 func sqlRows(ctx context.Context, t *testing.T, db *sqlx.DB, q query, values map[string][]string, from, to time.Time) int {
 	t.Helper()
+	return len(sqlResult(ctx, t, db, q, values, from, to))
+}
+
+// sqlResult runs a SQL query as the Grafana role for [from, to], as
+// Grafana sends it, and returns its rows by column name.
+func sqlResult(ctx context.Context, t *testing.T, db *sqlx.DB, q query, values map[string][]string, from, to time.Time) []map[string]any {
+	t.Helper()
 	s, err := interpolate(q.target.RawSQL, "sql", values)
 	if err != nil {
 		t.Fatal(err)
@@ -291,14 +285,18 @@ func sqlRows(ctx context.Context, t *testing.T, db *sqlx.DB, q query, values map
 		t.Fatalf("%v\n%s", err, s)
 	}
 	defer rows.Close()
-	n := 0
+	var out []map[string]any
 	for rows.Next() {
-		n++
+		r := map[string]any{}
+		if err := rows.MapScan(r); err != nil {
+			t.Fatalf("%v\n%s", err, s)
+		}
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatalf("%v\n%s", err, s)
 	}
-	return n
+	return out
 }
 
 // relativeTime resolves a Grafana time such as now-24h or now-1y.

@@ -111,6 +111,10 @@ type DemoConfigOptions struct {
 	// Every is every collector's schedule (@every Every); they also run at
 	// start. Zero keeps the demo's schedules.
 	Every time.Duration
+	// Idle makes every collector wait for a yearly tick instead of running
+	// at start, so that a carewatch started on it serves only what the
+	// store holds. It overrides Every.
+	Idle bool
 	// NoRetries makes a failing run fail at once instead of after retries.
 	NoRetries bool
 	// MaxAge replaces KPIs' max_age, by KPI name.
@@ -138,7 +142,13 @@ func DemoConfig(tb testing.TB, o DemoConfigOptions) string {
 	if o.NoRetries {
 		setMapValue(mapValue(tb, root, "global"), "default_retries", "0")
 	}
-	if o.Every > 0 {
+	switch {
+	case o.Idle:
+		for _, c := range mapValue(tb, root, "collectors").Content {
+			setMapValue(c, "schedule", "@yearly")
+			setMapValue(c, "run_on_start", "false")
+		}
+	case o.Every > 0:
 		for _, c := range mapValue(tb, root, "collectors").Content {
 			setMapValue(c, "schedule", "@every "+o.Every.String())
 			setMapValue(c, "run_on_start", "true")
