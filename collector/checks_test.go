@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -341,4 +342,57 @@ func TestImpossibleValuesFromAFileAreRejectedNamingTheFileAndRow(t *testing.T) {
 			`collector "workforce": check range: the query's result, row 2, KPI children_sw_vacancy_ratio, series {team="South"}, period 2026-03-31: value 1.7 is above the maximum 1`,
 			`collector "workforce": check range: the query's result, row 1, KPI children_sw_caseload_average, series {team="West"}, period 2026-03-31: value -5 is below the minimum 0`)
 	})
+}
+
+// A real workbook cut short, wherever the cut falls, is refused by the
+// truncation check as a cut CSV is, not only by the zip reader; the whole
+// workbook passes.
+func TestAWorkbookCutShortIsRejectedByTheTruncationCheck(t *testing.T) {
+	const name = "establishment_2025-03-31.xlsx"
+	whole, err := os.ReadFile(filepath.Join(hrData, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, size := range map[string]int{
+		"whole":                   len(whole),
+		"cut in half":             len(whole) / 2,
+		"missing its last byte":   len(whole) - 1,
+		"missing its last 30":     len(whole) - 30,
+		"cut after its first 100": 100,
+	} {
+		t.Run(what, func(t *testing.T) {
+			cfg, err := config.Load(hrExample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, name), whole[:size], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cc := &cfg.Collectors[0]
+			cfg.SourceByName(cc.Source).Directory = dir
+			src, err := newSourceFor(cfg, cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs, _, err := collector.NewChecks(cc, config.SourceFile).Collect(t.Context(), src, kpi.RunInfo{Collector: cc.Name, At: time.Now(), Location: cfg.Location}, nil)
+			if size == len(whole) {
+				if err != nil || len(obs) == 0 {
+					t.Fatalf("the whole workbook: %d observations, %v", len(obs), err)
+				}
+				return
+			}
+			failures := collector.CheckFailures(err)
+			if len(failures) != 1 || failures[0].Check != "truncation" || failures[0].Action != kpi.Reject {
+				t.Fatalf("err %v, failures %+v: want the truncation check rejecting", err, failures)
+			}
+			want := fmt.Sprintf(`collector %q: check truncation: file %q: the workbook (%d bytes) does not end with the directory that closes every XLSX file (a zip archive), so it looks cut short`, cc.Name, name, size)
+			if failures[0].Message != want {
+				t.Errorf("the failure says\n  %s\nwant\n  %s", failures[0].Message, want)
+			}
+			if !collector.IsPermanent(err) {
+				t.Error("a rejected run would be retried")
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -127,27 +128,15 @@ func (s *FileSource) Findings() []kpi.CheckFailure {
 	return slices.Clone(s.findings)
 }
 
-// checkTruncation looks for the mark of a file cut short: a CSV whose
-// last line has no line end. Every well-formed export (Excel, DfE's
-// statistics, databases' CSV writers) ends its last row with one; a file
-// cut while it was copied or written stops in the middle of a row, where
-// a number may read as another (0.082 as 0.08).
-func (s *FileSource) checkTruncation(name string, data []byte, t *table) error {
-	if s.truncation == kpi.Off || len(t.rows) == 0 {
+// checkTruncation applies the truncation check to file name, which why
+// says looks cut short ("" when it does not): the run is rejected, or
+// carries a warning, as the collector's truncation check says.
+func (s *FileSource) checkTruncation(name, why string) error {
+	if s.truncation == kpi.Off || why == "" {
 		return nil
-	}
-	end := bytes.TrimRight(data, " \t\x1a")
-	if len(end) == 0 || end[len(end)-1] == '\n' || end[len(end)-1] == '\r' {
-		return nil
-	}
-	last := t.rows[len(t.rows)-1]
-	cell := ""
-	if n := len(last.values); n > 0 {
-		cell = fmt.Sprint(last.values[n-1])
 	}
 	f := kpi.CheckFailure{Check: "truncation", Action: s.truncation, Failures: 1, Message: fmt.Sprintf(
-		"collector %q: check truncation: file %q: its last line (%s) has no line end, so the file looks cut short inside that row; its last value reads %q",
-		s.collector, name, last.ref, cell)}
+		"collector %q: check truncation: file %q: %s", s.collector, name, why)}
 	if s.truncation == kpi.Reject {
 		return Rejected([]kpi.CheckFailure{f})
 	}
@@ -155,6 +144,50 @@ func (s *FileSource) checkTruncation(name string, data []byte, t *table) error {
 	s.findings = append(s.findings, f)
 	s.mu.Unlock()
 	return nil
+}
+
+// csvCut looks for the mark of a CSV file cut short: a last line with no
+// line end. Every well-formed export (Excel, DfE's statistics, databases'
+// CSV writers) ends its last row with one; a file cut while it was copied
+// or written stops in the middle of a row, where a number may read as
+// another (0.082 as 0.08). It returns why the file looks cut, or "".
+func csvCut(data []byte, t *table) string {
+	if len(t.rows) == 0 {
+		return ""
+	}
+	end := bytes.TrimRight(data, " \t\x1a")
+	if len(end) == 0 || end[len(end)-1] == '\n' || end[len(end)-1] == '\r' {
+		return ""
+	}
+	last := t.rows[len(t.rows)-1]
+	cell := ""
+	if n := len(last.values); n > 0 {
+		cell = fmt.Sprint(last.values[n-1])
+	}
+	return fmt.Sprintf("its last line (%s) has no line end, so the file looks cut short inside that row; its last value reads %q", last.ref, cell)
+}
+
+// zipEnd is the size of a zip archive's end-of-central-directory record,
+// without its comment.
+const zipEnd = 22
+
+// workbookCut looks for the mark of an XLSX workbook cut short. A workbook
+// is a zip archive, which begins with a local file header and ends with
+// its end-of-central-directory record (22 bytes and a comment of at most
+// 65,535): a file that begins as a zip archive but has no such record at
+// its end was cut. A file that is no zip archive at all (an old .xls, a
+// web page) is the reader's to refuse. It returns why the file looks cut,
+// or "".
+func workbookCut(data []byte) string {
+	if !bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+		return ""
+	}
+	for i := len(data) - zipEnd; i >= max(0, len(data)-zipEnd-0xffff); i-- {
+		if bytes.HasPrefix(data[i:], []byte("PK\x05\x06")) && i+zipEnd+int(binary.LittleEndian.Uint16(data[i+20:])) <= len(data) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("the workbook (%d bytes) does not end with the directory that closes every XLSX file (a zip archive), so it looks cut short", len(data))
 }
 
 func (s *FileSource) collect(ctx context.Context, run kpi.RunInfo) ([]kpi.Observation, error) {
@@ -313,6 +346,11 @@ func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string, p
 		}
 		return Permanent(fmt.Errorf("%s: %w", where, err))
 	}
+	if s.input.Format == config.FormatXLSX || s.input.Sheets != nil {
+		if err := s.checkTruncation(name, workbookCut(data)); err != nil {
+			return nil, err
+		}
+	}
 	if s.input.Sheets != nil {
 		tables := make([]*table, 0, len(s.input.Sheets))
 		for _, sheet := range s.input.Sheets {
@@ -337,7 +375,7 @@ func (s *FileSource) readFile(ctx context.Context, root *os.Root, name string, p
 		return nil, failed(err)
 	}
 	if s.input.Format != config.FormatXLSX {
-		if err := s.checkTruncation(name, data, t); err != nil {
+		if err := s.checkTruncation(name, csvCut(data, t)); err != nil {
 			return nil, err
 		}
 	}

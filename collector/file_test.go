@@ -312,7 +312,7 @@ func TestBadFilesFailTheirRunNamingFileRowAndCause(t *testing.T) {
 		{"a text file named .xlsx", "w.xlsx", []byte("team,vacant\r\nnorth,0.1\r\n"), fileCase{file: "{path: w.xlsx}"},
 			`collector "hr": source "hr": file "w.xlsx": not a readable XLSX workbook (is it damaged, cut short, or an old .xls?)`, true},
 		{"a workbook cut short", "w.xlsx", xlsx[:len(xlsx)/2], fileCase{file: "{path: w.xlsx}"},
-			`collector "hr": source "hr": file "w.xlsx": not a readable XLSX workbook`, true},
+			`run rejected: collector "hr": check truncation: file "w.xlsx": the workbook`, true},
 		{"a workbook without the sheet", "w.xlsx", xlsx, fileCase{file: "{path: w.xlsx, sheet: Staff}"},
 			`collector "hr": source "hr": file "w.xlsx": the workbook has no sheet "Staff"; its sheets: "Notes", "Establishment"`, true},
 		{"a workbook that unpacks past the limit", "w.xlsx", xlsx, fileCase{file: "{path: w.xlsx, sheet: Establishment}", limit: "8KiB"},
