@@ -42,17 +42,7 @@ func TestColumnCellsGiveWhatEachCellReads(t *testing.T) {
 
 // Loading stops at the run's deadline, says so, and leaves no row behind.
 func TestLoadingStopsAtTheRunsDeadline(t *testing.T) {
-	connector, err := sqlite.NewConnector(memoryDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(connector)
-	defer func() { _ = db.Close() }()
-	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
+	conn := memoryConn(t)
 	if _, err := conn.ExecContext(t.Context(), `CREATE TABLE people (team)`); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +52,7 @@ func TestLoadingStopsAtTheRunsDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
-	err = conn.Raw(func(dc any) error { return insertRows(ctx, dc, tbl, []int{0}) })
+	err := conn.Raw(func(dc any) error { return insertRows(ctx, dc, tbl, []int{0}) })
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `file "people.csv": loading table people: interrupted at the run's deadline`) {
 		t.Fatalf("error %v, want the deadline, naming the file and table", err)
 	}
@@ -77,4 +67,47 @@ func TestLoadingStopsAtTheRunsDeadline(t *testing.T) {
 	if err := conn.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM people`).Scan(&n); err != nil || n != len(tbl.rows) {
 		t.Errorf("%d rows loaded, want %d (%v)", n, len(tbl.rows), err)
 	}
+}
+
+// A batch the engine refuses fails the load naming the file, the rows and
+// the table, and the engine's reason; what went in before it is rolled back.
+func TestLoadingFailsNamingTheRowsTheEngineRefused(t *testing.T) {
+	conn := memoryConn(t)
+	if _, err := conn.ExecContext(t.Context(), `CREATE TABLE people (team CHECK (team <> 'nowhere'))`); err != nil {
+		t.Fatal(err)
+	}
+	tbl := &table{where: `file "people.csv"`, name: "people", columns: []string{"team"}}
+	for i := range 2000 {
+		team := "north"
+		if i == 1234 {
+			team = "nowhere"
+		}
+		tbl.rows = append(tbl.rows, tableRow{ref: fmt.Sprintf("row %d", i+2), values: []any{team}})
+	}
+	err := conn.Raw(func(dc any) error { return insertRows(t.Context(), dc, tbl, []int{0}) })
+	if err == nil || !strings.Contains(err.Error(), `file "people.csv", rows row 1002 to row 1501: table people: constraint failed: CHECK constraint failed`) {
+		t.Fatalf("error %v, want the rows and the engine's reason", err)
+	}
+	var n int
+	if err := conn.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM people`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d rows left behind (%v)", n, err)
+	}
+}
+
+// memoryConn opens a connection to a fresh in-memory database, closed when
+// the test ends.
+func memoryConn(t *testing.T) *sql.Conn {
+	t.Helper()
+	connector, err := sqlite.NewConnector(memoryDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	t.Cleanup(func() { _ = db.Close() })
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
