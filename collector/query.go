@@ -272,35 +272,72 @@ func insertRows(ctx context.Context, dc any, t *table, cols []int) error {
 		return err
 	}
 	defer closeFull()
-	cells := make([]columnCells, len(cols))
-	args := make([]driver.NamedValue, batch*len(cols))
-	for i := range args {
-		args[i].Ordinal = i + 1
+	// A second goroutine turns the cells of the next batch into arguments
+	// while the engine inserts this one.
+	type filled struct {
+		args []driver.NamedValue
+		rows []tableRow
 	}
-	for start := 0; start < len(t.rows); start += batch {
+	ready := make(chan filled, 1)
+	free := make(chan []driver.NamedValue, 3)
+	for range cap(free) {
+		args := make([]driver.NamedValue, batch*len(cols))
+		for i := range args {
+			args[i].Ordinal = i + 1
+		}
+		free <- args
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ready)
+		cells := make([]columnCells, len(cols))
+		for start := 0; start < len(t.rows); start += batch {
+			var args []driver.NamedValue
+			select {
+			case args = <-free:
+			case <-stop:
+				return
+			}
+			rows := t.rows[start:min(start+batch, len(t.rows))]
+			n := 0
+			for _, r := range rows {
+				for i, c := range cols {
+					args[n].Value = cells[i].value(r.values[c])
+					n++
+				}
+			}
+			select {
+			case ready <- filled{args[:n], rows}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	for b := range ready {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s: loading table %s: interrupted at the run's deadline: %w", t.where, t.name, err)
 		}
-		rows := t.rows[start:min(start+batch, len(t.rows))]
-		n := 0
-		for _, r := range rows {
-			for i, c := range cols {
-				args[n].Value = cells[i].value(r.values[c])
-				n++
-			}
-		}
 		stmt := full
-		if len(rows) < batch {
-			last, closeLast, err := prepare(len(rows))
+		if len(b.rows) < batch {
+			last, closeLast, err := prepare(len(b.rows))
 			if err != nil {
 				return err
 			}
 			defer closeLast()
 			stmt = last
 		}
-		if _, err := stmt.ExecContext(quiet, args[:n]); err != nil {
-			return fmt.Errorf("%s, rows %s to %s: table %s: %w", t.where, rows[0].ref, rows[len(rows)-1].ref, t.name, err)
+		if _, err := stmt.ExecContext(quiet, b.args); err != nil {
+			return fmt.Errorf("%s, rows %s to %s: table %s: %w", t.where, b.rows[0].ref, b.rows[len(b.rows)-1].ref, t.name, err)
 		}
+		free <- b.args[:cap(b.args)]
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: loading table %s: interrupted at the run's deadline: %w", t.where, t.name, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: table %s: %w", t.where, t.name, err)
