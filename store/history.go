@@ -16,6 +16,19 @@ import (
 	"github.com/carewatch/carewatch/kpi"
 )
 
+// rollupZone is the time zone of observations_monthly's calendar months
+// (migration 0011): MonthlyHistory reads the rollup for months in this zone.
+const rollupZone = "Europe/London"
+
+// monthlyPoints reads the points of MonthlyHistory's walk: the series, the
+// period, the value and when its run finished.
+const monthlyPoints = `
+	SELECT s.id, s.kpi, s.labels, w.period, w.value, runs.finished_at
+	FROM walk w
+	JOIN series s ON s.id = w.series_id
+	LEFT JOIN runs ON runs.id = w.run_id
+	ORDER BY w.series_id, w.period`
+
 // MonthlyHistory returns, for every stored series of q's KPIs whose labels
 // are those of its KPI in c, the value of the latest period of each
 // calendar month (in q.Location), for its q.Months most recent months with
@@ -35,36 +48,65 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	if loc == nil {
 		loc = time.UTC
 	}
-	// Each series walks back month by month along the primary key: the
-	// latest period up to Until, then the latest before that period's
-	// month began, and so on. That is Months index probes per series,
-	// however long and however dense the history.
-	rows, err := s.db.QueryContext(ctx, `
-		WITH RECURSIVE walk AS (
-			SELECT s.id AS series_id, o.period, o.value, o.run_id, 1 AS n
-			FROM series s
-			CROSS JOIN LATERAL (
-				SELECT period, value, run_id FROM observations
-				WHERE series_id = s.id AND period <= $2
-				ORDER BY period DESC LIMIT 1
-			) o
-			WHERE s.kpi = ANY($1::text[])
-		UNION ALL
-			SELECT w.series_id, o.period, o.value, o.run_id, w.n + 1
-			FROM walk w
-			CROSS JOIN LATERAL (
-				SELECT period, value, run_id FROM observations
-				WHERE series_id = w.series_id AND period < date_trunc('month', w.period, $3)
-				ORDER BY period DESC LIMIT 1
-			) o
-			WHERE w.n < $4
-		)
-		SELECT s.id, s.kpi, s.labels, w.period, w.value, runs.finished_at
-		FROM walk w
-		JOIN series s ON s.id = w.series_id
-		LEFT JOIN runs ON runs.id = w.run_id
-		ORDER BY w.series_id, w.period`,
-		pq.Array(names), q.Until, loc.String(), q.Months)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if loc.String() == rollupZone {
+		// Each series' latest period up to Until, then its months before
+		// that period's month as the rollup serves them: a probe and two
+		// short ranges per series.
+		rows, err = s.db.QueryContext(ctx, `
+			WITH latest AS (
+				SELECT s.id AS series_id, o.period, o.value, o.run_id
+				FROM series s
+				CROSS JOIN LATERAL (
+					SELECT period, value, run_id FROM observations
+					WHERE series_id = s.id AND period <= $2
+					ORDER BY period DESC LIMIT 1
+				) o
+				WHERE s.kpi = ANY($1::text[])
+			), walk AS (
+				SELECT series_id, period, value, run_id FROM latest
+			UNION ALL
+				SELECT l.series_id, m.period, m.value, m.run_id
+				FROM latest l
+				CROSS JOIN LATERAL (
+					SELECT period, value, run_id FROM observations_monthly_of(l.series_id)
+					WHERE month < observations_month(l.period)
+					ORDER BY month DESC LIMIT $3 - 1
+				) m
+			)
+			`+monthlyPoints,
+			pq.Array(names), q.Until, q.Months)
+	} else {
+		// In another zone the months are not the rollup's: each series
+		// walks back month by month along the primary key, the latest
+		// period up to Until, then the latest before that period's month
+		// began, and so on: Months index probes per series.
+		rows, err = s.db.QueryContext(ctx, `
+			WITH RECURSIVE walk AS (
+				SELECT s.id AS series_id, o.period, o.value, o.run_id, 1 AS n
+				FROM series s
+				CROSS JOIN LATERAL (
+					SELECT period, value, run_id FROM observations
+					WHERE series_id = s.id AND period <= $2
+					ORDER BY period DESC LIMIT 1
+				) o
+				WHERE s.kpi = ANY($1::text[])
+			UNION ALL
+				SELECT w.series_id, o.period, o.value, o.run_id, w.n + 1
+				FROM walk w
+				CROSS JOIN LATERAL (
+					SELECT period, value, run_id FROM observations
+					WHERE series_id = w.series_id AND period < date_trunc('month', w.period, $3)
+					ORDER BY period DESC LIMIT 1
+				) o
+				WHERE w.n < $4
+			)
+			`+monthlyPoints,
+			pq.Array(names), q.Until, loc.String(), q.Months)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
 	}
