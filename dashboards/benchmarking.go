@@ -64,9 +64,8 @@ func yearByYear(k *kpi.KPI) string {
 		return `SELECT o.period AS time,
        ` + seriesName(k, "o") + ` AS metric,
        ` + scaled(k, "o.value") + ` AS value
-  FROM kpi_observations o
+  FROM ` + sqlHistory + ` o
  WHERE o.kpi = '` + k.Name + `'
-   AND $__timeFilter(o.period)
  ORDER BY 1, 2`
 	}
 	return `SELECT o.period AS time,
@@ -77,11 +76,10 @@ func yearByYear(k *kpi.KPI) string {
             ELSE 'England'
        END AS metric,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY ` + scaled(k, "o.value") + `) AS value
-  FROM kpi_observations o
+  FROM ` + sqlHistory + ` o
  WHERE o.kpi = '` + k.Name + `'
    AND o.labels->>'scope' IN ('council', 'stat_neighbour', 'region', 'england')
    AND o.value IS NOT NULL
-   AND $__timeFilter(o.period)
  GROUP BY 1, 2
  ORDER BY 1, 2`
 }

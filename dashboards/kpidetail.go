@@ -75,25 +75,23 @@ func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
 	values := `SELECT o.period AS time,
        'value' AS metric,
        ` + scale + ` AS value
-  FROM kpi_observations o
+  FROM ` + sqlHistory + ` o
   JOIN series s ON s.id = o.series_id
   JOIN kpis k ON k.name = s.kpi
   ` + strings.Replace(sqlUnit, "SELECT CASE", "SELECT CASE", 1) + `
  WHERE ` + series + `
-   AND $__timeFilter(o.period)
  ORDER BY 1`
 	thresholds := `SELECT o.period AS time,
        l.level || ' threshold' AS metric,
        CASE l.level WHEN 'amber' THEN ` + sqlThresholdAt("amber", "o.period") + `
                     ELSE ` + sqlThresholdAt("red", "o.period") + ` END * u.scale AS value
-  FROM kpi_observations o
+  FROM ` + sqlHistory + ` o
   JOIN series s ON s.id = o.series_id
   JOIN kpis k ON k.name = s.kpi
   ` + sqlOverride + `
   ` + sqlUnit + `
  CROSS JOIN (VALUES ('amber'), ('red')) AS l(level)
  WHERE ` + series + `
-   AND $__timeFilter(o.period)
  ORDER BY 1, 2`
 	d = d.WithPanel(seriesPanel(id.next(), size{24, 10}, "History against its thresholds",
 		"Every stored value of the series in the time range, in the KPI's unit (ratios as percent, waits in days), with the amber and red thresholds in force on each date (dashed): a target that moves over time (a trajectory in the catalogue) shows as it moved.").

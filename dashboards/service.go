@@ -87,24 +87,22 @@ func history(id uint32, s size, k *kpi.KPI, panelTitle, description, where strin
 	values := `SELECT o.period AS time,
        ` + seriesName(k, "o") + ` AS metric,
        ` + scaled(k, "o.value") + ` AS value
-  FROM kpi_observations o
+  FROM ` + sqlHistory + ` o
  WHERE o.kpi = '` + k.Name + `'
    AND ` + where + `
-   AND $__timeFilter(o.period)
  ORDER BY 1, 2`
 	qs := []*SQLQueryBuilder{NewSQLQueryBuilder(values).TimeSeries()}
 	if k.HasThresholds() {
 		thresholds := `SELECT o.period AS time,
        ` + seriesName(k, "o") + ` || ' ' || l.level || ' threshold' AS metric,
        ` + scaled(k, "CASE l.level WHEN 'amber' THEN "+sqlThresholdAt("amber", "o.period")+" ELSE "+sqlThresholdAt("red", "o.period")+" END") + ` AS value
-  FROM kpi_observations o
+  FROM ` + sqlHistory + ` o
   JOIN series s ON s.id = o.series_id
   JOIN kpis k ON k.name = o.kpi
   ` + sqlOverride + `
  CROSS JOIN (VALUES ('amber'), ('red')) AS l(level)
  WHERE o.kpi = '` + k.Name + `'
    AND ` + where + `
-   AND $__timeFilter(o.period)
  ORDER BY 1, 2`
 		qs = append(qs, NewSQLQueryBuilder(thresholds).TimeSeries())
 	}

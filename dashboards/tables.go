@@ -60,3 +60,10 @@ func sqlThresholdAt(level, period string) string {
             ` + step("k.trajectory") + `,
             k.` + level + `)`
 }
+
+// sqlHistory is the rows a chart of the dashboard's time range reads, with
+// the columns of kpi_observations: the store's kpi_history, which gives
+// every stored value over a range of up to six months and each month's
+// latest value over a longer one, so that a chart of five years reads
+// about 60 points a series rather than 1,826.
+const sqlHistory = `kpi_history($__timeFrom(), $__timeTo())`
