@@ -48,15 +48,23 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	if loc == nil {
 		loc = time.UTC
 	}
-	var (
-		rows *sql.Rows
-		err  error
-	)
+	// The query reads hundreds of thousands of rows at a hub's size in
+	// short index ranges, and its estimated cost is far above
+	// jit_above_cost: compiling it took longer than running it.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("store: monthly history: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+		return nil, fmt.Errorf("store: monthly history: %w", err)
+	}
+	var rows *sql.Rows
 	if loc.String() == rollupZone {
 		// Each series' latest period up to Until, then its months before
 		// that period's month as the rollup serves them: a probe and two
 		// short ranges per series.
-		rows, err = s.db.QueryContext(ctx, `
+		rows, err = tx.QueryContext(ctx, `
 			WITH latest AS (
 				SELECT s.id AS series_id, o.period, o.value, o.run_id
 				FROM series s
@@ -84,7 +92,7 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 		// walks back month by month along the primary key, the latest
 		// period up to Until, then the latest before that period's month
 		// began, and so on: Months index probes per series.
-		rows, err = s.db.QueryContext(ctx, `
+		rows, err = tx.QueryContext(ctx, `
 			WITH RECURSIVE walk AS (
 				SELECT s.id AS series_id, o.period, o.value, o.run_id, 1 AS n
 				FROM series s
