@@ -26,7 +26,7 @@ func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
 		Query(dashboard.StringOrMap{Map: map[string]any{"query": "label_values(carewatch_kpi_info, kpi)", "refId": "kpi"}}).
 		Definition("label_values(carewatch_kpi_info, kpi)").
 		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc))
-	var prom, sql []string
+	var prom []string
 	for _, l := range c.labels {
 		q := fmt.Sprintf(`label_values(carewatch_kpi_period_timestamp_seconds{kpi="$kpi"}, %s)`, l)
 		d = d.WithVariable(dashboard.NewQueryVariableBuilder(l).Label(l).
@@ -36,11 +36,19 @@ func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
 			Definition(q).
 			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc))
 		prom = append(prom, fmt.Sprintf(`%s=~"${%s:regex}"`, l, l))
-		sql = append(sql, fmt.Sprintf(`%s IN (${%s:sqlstring})`, sqlLabel("s", l), l))
 	}
 	sel := `{kpi="$kpi", ` + strings.Join(prom, ", ") + `}`
-	series := `s.kpi = '$kpi'
-   AND ` + strings.Join(sql, "\n   AND ")
+	// seriesOf is the series' condition on alias a, which has kpi and
+	// labels. The charts put it on kpi_history's rows (o), where
+	// PostgreSQL takes it into each of the function's branches.
+	seriesOf := func(a string) string {
+		conds := []string{a + ".kpi = '$kpi'"}
+		for _, l := range c.labels {
+			conds = append(conds, fmt.Sprintf(`%s IN (${%s:sqlstring})`, sqlLabel(a, l), l))
+		}
+		return strings.Join(conds, "\n   AND ")
+	}
+	series := seriesOf("s")
 
 	d = d.WithRow(row(id.next(), "Now"))
 	d = d.WithPanel(statPanel(id.next(), size{8, 5}, "Value now",
@@ -76,10 +84,9 @@ func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
        'value' AS metric,
        ` + scale + ` AS value
   FROM ` + sqlHistory + ` o
-  JOIN series s ON s.id = o.series_id
-  JOIN kpis k ON k.name = s.kpi
-  ` + strings.Replace(sqlUnit, "SELECT CASE", "SELECT CASE", 1) + `
- WHERE ` + series + `
+  JOIN kpis k ON k.name = o.kpi
+  ` + sqlUnit + `
+ WHERE ` + seriesOf("o") + `
  ORDER BY 1`
 	thresholds := `SELECT o.period AS time,
        l.level || ' threshold' AS metric,
@@ -91,7 +98,7 @@ func kpiDetail(c *catalogue) *dashboard.DashboardBuilder {
   ` + sqlOverride + `
   ` + sqlUnit + `
  CROSS JOIN (VALUES ('amber'), ('red')) AS l(level)
- WHERE ` + series + `
+ WHERE ` + seriesOf("o") + `
  ORDER BY 1, 2`
 	d = d.WithPanel(seriesPanel(id.next(), size{24, 10}, "History against its thresholds",
 		"Every stored value of the series in the time range, in the KPI's unit (ratios as percent, waits in days), with the amber and red thresholds in force on each date (dashed): a target that moves over time (a trajectory in the catalogue) shows as it moved.").

@@ -93,16 +93,31 @@ func history(id uint32, s size, k *kpi.KPI, panelTitle, description, where strin
  ORDER BY 1, 2`
 	qs := []*SQLQueryBuilder{NewSQLQueryBuilder(values).TimeSeries()}
 	if k.HasThresholds() {
-		thresholds := `SELECT o.period AS time,
-       ` + seriesName(k, "o") + ` || ' ' || l.level || ' threshold' AS metric,
-       ` + scaled(k, "CASE l.level WHEN 'amber' THEN "+sqlThresholdAt("amber", "o.period")+" ELSE "+sqlThresholdAt("red", "o.period")+" END") + ` AS value
-  FROM ` + sqlHistory + ` o
-  JOIN series s ON s.id = o.series_id
-  JOIN kpis k ON k.name = o.kpi
+		// A threshold line is a step line: a point where each series'
+		// values begin and end in the range and one at each step of its
+		// trajectory between them, not one per value.
+		thresholds := `WITH span AS (
+    SELECT o.series_id, min(o.period) AS first, max(o.period) AS last
+      FROM ` + sqlHistory + ` o
+     WHERE o.kpi = '` + k.Name + `'
+       AND ` + where + `
+     GROUP BY o.series_id
+)
+SELECT p.at AS time,
+       ` + seriesName(k, "s") + ` || ' ' || l.level || ' threshold' AS metric,
+       ` + scaled(k, "CASE l.level WHEN 'amber' THEN "+sqlThresholdAt("amber", "p.at")+" ELSE "+sqlThresholdAt("red", "p.at")+" END") + ` AS value
+  FROM span
+  JOIN series s ON s.id = span.series_id
+  JOIN kpis k ON k.name = s.kpi
   ` + sqlOverride + `
+ CROSS JOIN LATERAL (
+    SELECT span.first AS at
+    UNION SELECT span.last
+    UNION SELECT (t.st->>'from')::timestamptz
+            FROM jsonb_array_elements(k.trajectory || coalesce(r.ov->'trajectory', '[]')) AS t(st)
+           WHERE (t.st->>'from')::timestamptz > span.first AND (t.st->>'from')::timestamptz < span.last
+) p
  CROSS JOIN (VALUES ('amber'), ('red')) AS l(level)
- WHERE o.kpi = '` + k.Name + `'
-   AND ` + where + `
  ORDER BY 1, 2`
 		qs = append(qs, NewSQLQueryBuilder(thresholds).TimeSeries())
 	}
@@ -114,12 +129,16 @@ func history(id uint32, s size, k *kpi.KPI, panelTitle, description, where strin
 			{Id: "custom.lineStyle", Value: map[string]any{"fill": "dash", "dash": []int{10, 10}}},
 			{Id: "custom.showPoints", Value: "never"},
 			{Id: "custom.lineWidth", Value: 1},
+			{Id: "custom.lineInterpolation", Value: "stepAfter"},
+			{Id: "custom.spanNulls", Value: true},
 		}).
 		OverrideByRegexp(".* red threshold$", []dashboard.DynamicConfigValue{
 			{Id: "color", Value: map[string]any{"mode": "fixed", "fixedColor": red}},
 			{Id: "custom.lineStyle", Value: map[string]any{"fill": "dash", "dash": []int{10, 10}}},
 			{Id: "custom.showPoints", Value: "never"},
 			{Id: "custom.lineWidth", Value: 1},
+			{Id: "custom.lineInterpolation", Value: "stepAfter"},
+			{Id: "custom.spanNulls", Value: true},
 		})
 	return p
 }

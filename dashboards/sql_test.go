@@ -236,13 +236,13 @@ func TestTheGrafanaRoleCanOnlyRead(t *testing.T) {
 			}
 		})
 	}
-	t.Run("its sessions are read-only and time-limited", func(t *testing.T) {
-		var ro, timeout string
-		if err := s.reader.QueryRowxContext(ctx, `SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout')`).Scan(&ro, &timeout); err != nil {
+	t.Run("its sessions are read-only and time-limited, and compile no query", func(t *testing.T) {
+		var ro, timeout, jit string
+		if err := s.reader.QueryRowxContext(ctx, `SELECT current_setting('default_transaction_read_only'), current_setting('statement_timeout'), current_setting('jit')`).Scan(&ro, &timeout, &jit); err != nil {
 			t.Fatal(err)
 		}
-		if ro != "on" || timeout == "0" {
-			t.Errorf("default_transaction_read_only = %s, statement_timeout = %s", ro, timeout)
+		if ro != "on" || timeout == "0" || jit != "off" {
+			t.Errorf("default_transaction_read_only = %s, statement_timeout = %s, jit = %s", ro, timeout, jit)
 		}
 	})
 }
