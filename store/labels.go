@@ -14,21 +14,36 @@ import (
 // the common form directly and leaves anything unusual (escapes, other
 // spacing) to encoding/json. It also keeps one copy of each distinct value,
 // since a million series share a few thousand team and authority names.
+//
+// The values of many series are cut from one larger slice, a few thousand
+// series at a time, rather than allocated one series at a time.
 type labelReader struct {
 	interned map[string]string
 	m        map[string]string
+	slab     []string
 }
 
 func newLabelReader() *labelReader {
 	return &labelReader{interned: make(map[string]string), m: make(map[string]string)}
 }
 
+// labelSlab is how many label values a labelReader allocates at a time.
+const labelSlab = 8192
+
 // values returns the label values of doc in the order of k.Labels, or false
 // if its label names are not exactly k's.
 func (r *labelReader) values(k *kpi.KPI, doc []byte) ([]string, bool, error) {
-	values := make([]string, len(k.Labels))
-	if n, ok := r.fast(k, doc, values); ok {
-		return values, n == len(k.Labels), nil
+	n := len(k.Labels)
+	if len(r.slab) < n {
+		r.slab = make([]string, max(labelSlab, n))
+	}
+	values := r.slab[:n:n]
+	if found, ok := r.fast(k, doc, values); ok {
+		if found != n {
+			return nil, false, nil
+		}
+		r.slab = r.slab[n:]
+		return values, true, nil
 	}
 	clear(r.m)
 	if err := json.Unmarshal(doc, &r.m); err != nil {
@@ -44,6 +59,7 @@ func (r *labelReader) values(k *kpi.KPI, doc []byte) ([]string, bool, error) {
 		}
 		values[i] = r.intern([]byte(v))
 	}
+	r.slab = r.slab[n:]
 	return values, true, nil
 }
 

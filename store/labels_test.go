@@ -23,6 +23,12 @@ func TestLabelReaderReadsWhatEncodingJSONReads(t *testing.T) {
 		`{}`,
 	}
 	r := newLabelReader()
+	// Values are cut from shared slices: every series read keeps its own.
+	var kept [][]string
+	var keptWant [][]string
+	for range labelSlab {
+		docs = append(docs, docs[0], docs[2])
+	}
 	for _, doc := range docs {
 		got, ok, err := r.values(k, []byte(doc))
 		if err != nil {
@@ -36,6 +42,14 @@ func TestLabelReaderReadsWhatEncodingJSONReads(t *testing.T) {
 		want, wantOK := alignLabels(k, m)
 		if ok != wantOK || (ok && !slices.Equal(got, want)) {
 			t.Errorf("%s: got %q, %v; want %q, %v", doc, got, ok, want, wantOK)
+		}
+		if ok {
+			kept, keptWant = append(kept, got), append(keptWant, want)
+		}
+	}
+	for i := range kept {
+		if !slices.Equal(kept[i], keptWant[i]) {
+			t.Fatalf("series %d read as %q, now %q", i, keptWant[i], kept[i])
 		}
 	}
 	if _, _, err := r.values(k, []byte(`{"team": 1, "service": "x"}`)); err == nil {

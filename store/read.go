@@ -114,7 +114,7 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 		var (
 			id          int64
 			name        string
-			labelsDoc   []byte
+			labelsDoc   sql.RawBytes // read before the next row
 			period      time.Time
 			v           sql.NullFloat64
 			runID       int64
