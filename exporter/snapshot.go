@@ -10,8 +10,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -214,8 +217,21 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 		e.series = append(e.series, st)
 	}
 
+	// Sorting is most of the cost of a large snapshot, and each KPI's
+	// series sort alone: the KPIs are shared out between the cores.
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range min(runtime.GOMAXPROCS(0), len(s.kpis)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(s.kpis); i = int(next.Add(1)) - 1 {
+				s.kpis[i].sortSeries()
+			}
+		})
+	}
+	wg.Wait()
 	for _, e := range s.kpis {
-		e.sortSeries()
 		e.series = slices.CompactFunc(e.series, func(a, b kpi.SeriesState) bool {
 			if slices.Equal(a.Labels, b.Labels) {
 				s.drop(fmt.Errorf("kpi %q: series %s: more than one state; the first is kept", e.k.Name, kpi.LabelString(e.k, b.Labels)))
