@@ -19,8 +19,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/carewatch/carewatch/internal/filelock"
 )
 
 // lockFileName is the name, inside os.TempDir(), of the file whose flock
@@ -74,7 +75,7 @@ func (in installer) ensure(ctx context.Context, logger *slog.Logger, command, pk
 		return "", fmt.Errorf("command %q not found in %s and apt-get is not available to install %q: install it with your system's package manager", command, where, pkg)
 	}
 
-	unlock, err := lockFile(ctx, in.lockPath)
+	unlock, err := filelock.Lock(ctx, in.lockPath)
 	if err != nil {
 		return "", fmt.Errorf("installing Debian package %q for %q: %w", pkg, command, err)
 	}
@@ -211,34 +212,6 @@ func (in installer) apt(ctx context.Context, args ...string) error {
 		return fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, tail(out.String(), 15))
 	}
 	return nil
-}
-
-// lockFile takes an exclusive flock on path, polling so that ctx can end the
-// wait (flock itself cannot be interrupted by a context).
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock file: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				_ = f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // tail returns the last n lines of s.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/carewatch/carewatch/internal/filelock"
 )
 
 func TestEnsureFindsACommandInPath(t *testing.T) {
@@ -209,7 +211,7 @@ func TestEnsureInstallsOnceWhenCalledConcurrently(t *testing.T) {
 
 func TestEnsureStopsWaitingForTheLockWhenTheContextEnds(t *testing.T) {
 	f := newFakeApt(t, true, false, false)
-	unlock, err := lockFile(context.Background(), f.in.lockPath)
+	unlock, err := filelock.Lock(context.Background(), f.in.lockPath)
 	if err != nil {
 		t.Fatal(err)
 	}
