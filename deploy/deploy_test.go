@@ -1,7 +1,7 @@
 // Package deploy_test checks the Prometheus and Alertmanager files in
-// deploy/ with the programs that will read them: promtool (Debian's
-// prometheus package) and amtool (prometheus-alertmanager), installed on
-// demand as root on Debian.
+// deploy/ with the programs that will read them: promtool and amtool, both
+// Debian's (packages prometheus and prometheus-alertmanager) and those of
+// the releases the Compose stack ships, built from their Go modules.
 package deploy_test
 
 import (
@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/carewatch/carewatch/e2e"
 	"github.com/carewatch/carewatch/internal/debian"
 )
 
@@ -94,49 +95,70 @@ func configs(t *testing.T, keys ...string) []string {
 	return out
 }
 
+// versions are the releases of a tool the checks run on: Debian's package
+// (.ci/run installs it) and the release the Compose stack ships, built from
+// its Go module (see e2e/upstream).
+type version struct{ name, path string }
+
+func promtools(t *testing.T) []version {
+	t.Helper()
+	b := e2e.ComposePrometheus(t)
+	return []version{{"debian", tool(t, "promtool", "prometheus")}, {"compose-" + b.Release, b.Command("promtool")}}
+}
+
+func amtools(t *testing.T) []version {
+	t.Helper()
+	b := e2e.ComposeAlertmanager(t)
+	return []version{{"debian", tool(t, "amtool", "prometheus-alertmanager")}, {"compose-" + b.Release, b.Command("amtool")}}
+}
+
 func TestPromtoolAcceptsEveryPrometheusConfig(t *testing.T) {
-	promtool := tool(t, "promtool", "prometheus")
-	for _, f := range configs(t, "scrape_configs") {
-		t.Run(f, func(t *testing.T) {
-			// check config also checks the rule files the config names.
-			run(t, "", promtool, "check", "config", f)
-		})
+	for _, promtool := range promtools(t) {
+		for _, f := range configs(t, "scrape_configs") {
+			t.Run(promtool.name+"/"+f, func(t *testing.T) {
+				// check config also checks the rule files the config names.
+				run(t, "", promtool.path, "check", "config", f)
+			})
+		}
 	}
 }
 
 func TestPromtoolAcceptsEveryRuleFile(t *testing.T) {
-	promtool := tool(t, "promtool", "prometheus")
-	for _, f := range files(t, "prometheus/rules/*.yml") {
-		t.Run(f, func(t *testing.T) {
-			run(t, "", promtool, "check", "rules", f)
-		})
+	for _, promtool := range promtools(t) {
+		for _, f := range files(t, "prometheus/rules/*.yml") {
+			t.Run(promtool.name+"/"+f, func(t *testing.T) {
+				run(t, "", promtool.path, "check", "rules", f)
+			})
+		}
 	}
 }
 
 func TestEveryRuleUnitTestPasses(t *testing.T) {
-	promtool := tool(t, "promtool", "prometheus")
-	for _, f := range files(t, "prometheus/tests/*.test.yml") {
-		t.Run(f, func(t *testing.T) {
-			t.Parallel()
-			out := run(t, "", promtool, "test", "rules", f)
-			if !strings.Contains(out, "SUCCESS") {
-				t.Errorf("promtool test rules did not say SUCCESS:\n%s", out)
-			}
-		})
+	for _, promtool := range promtools(t) {
+		for _, f := range files(t, "prometheus/tests/*.test.yml") {
+			t.Run(promtool.name+"/"+f, func(t *testing.T) {
+				t.Parallel()
+				out := run(t, "", promtool.path, "test", "rules", f)
+				if !strings.Contains(out, "SUCCESS") {
+					t.Errorf("promtool test rules did not say SUCCESS:\n%s", out)
+				}
+			})
+		}
 	}
 }
 
 func TestAmtoolAcceptsEveryAlertmanagerConfig(t *testing.T) {
-	amtool := tool(t, "amtool", "prometheus-alertmanager")
-	for _, f := range configs(t, "route", "receivers") {
-		t.Run(f, func(t *testing.T) {
-			out := run(t, "", amtool, "check-config", f)
-			// A templates glob that matches nothing is not an error to
-			// amtool; it is to us.
-			if !strings.Contains(out, "templates") || strings.Contains(out, " 0 templates") {
-				t.Errorf("amtool found no templates:\n%s", out)
-			}
-		})
+	for _, amtool := range amtools(t) {
+		for _, f := range configs(t, "route", "receivers") {
+			t.Run(amtool.name+"/"+f, func(t *testing.T) {
+				out := run(t, "", amtool.path, "check-config", f)
+				// A templates glob that matches nothing is not an error to
+				// amtool; it is to us.
+				if !strings.Contains(out, "templates") || strings.Contains(out, " 0 templates") {
+					t.Errorf("amtool found no templates:\n%s", out)
+				}
+			})
+		}
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Alertmanager is Debian's Alertmanager running as a subprocess.
+// Alertmanager is Alertmanager running as a subprocess.
 type Alertmanager struct {
 	*Process
 	Addr, URL string
@@ -24,7 +24,16 @@ type Alertmanager struct {
 // folder, and waits until it is ready. It is stopped when tb ends.
 func StartAlertmanager(tb testing.TB, configFile string) *Alertmanager {
 	tb.Helper()
-	bin := debianCommand(tb, "prometheus-alertmanager", "prometheus-alertmanager")
+	return StartAlertmanagerBinary(tb, "", configFile)
+}
+
+// StartAlertmanagerBinary is StartAlertmanager running bin, e.g. the
+// release ComposeAlertmanager built; Debian's if bin is empty.
+func StartAlertmanagerBinary(tb testing.TB, bin, configFile string) *Alertmanager {
+	tb.Helper()
+	if bin == "" {
+		bin = debianCommand(tb, "prometheus-alertmanager", "prometheus-alertmanager")
+	}
 	addr := FreeAddr(tb)
 	p := StartProcess(tb, "alertmanager", bin, nil,
 		"--config.file="+configFile,

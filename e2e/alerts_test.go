@@ -67,8 +67,21 @@ var testFors = map[string]time.Duration{
 // data is alerted with the right labels and words, and resolved when it
 // comes back; red silences that series' amber; stale data and a broken
 // source are alerted; the store keeps both status changes with their
-// values and thresholds, and a restart does not record them again.
+// values and thresholds, and a restart does not record them again. This
+// runs Debian's Prometheus and Alertmanager.
 func TestABreachInTheDemoDataIsAlertedAndResolvedThroughPrometheusAndAlertmanager(t *testing.T) {
+	alertPath(t, "", "")
+}
+
+// The same alert path on the Prometheus and Alertmanager releases the
+// Compose stack ships, built from their Go modules.
+func TestABreachIsAlertedAndResolvedOnTheReleasesComposeShips(t *testing.T) {
+	alertPath(t, e2e.ComposePrometheus(t).Command("prometheus"), e2e.ComposeAlertmanager(t).Command("alertmanager"))
+}
+
+// alertPath runs the alert path with the prometheus and alertmanager
+// binaries given, Debian's where one is empty.
+func alertPath(t *testing.T, prometheus, alertmanager string) {
 	root := e2e.RepoRoot(t)
 	storeDSN, sourceDSN := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
 	source, store := sqlx.MustOpen("postgres", sourceDSN), sqlx.MustOpen("postgres", storeDSN)
@@ -88,7 +101,7 @@ func TestABreachInTheDemoDataIsAlertedAndResolvedThroughPrometheusAndAlertmanage
 		"adults":    teamsHook.URL + "/teams/adults",
 		"operators": teamsHook.URL + "/teams/operators",
 	})
-	am := e2e.StartAlertmanager(t, e2e.AlertmanagerTestConfig(t, filepath.Join(root, "deploy", "alertmanager", "alertmanager.yml"),
+	am := e2e.StartAlertmanagerBinary(t, alertmanager, e2e.AlertmanagerTestConfig(t, filepath.Join(root, "deploy", "alertmanager", "alertmanager.yml"),
 		e2e.AlertmanagerTestOptions{Webhook: hook.URL + "/alerts", SMTP: smtp.Addr, TeamsRelay: relay.Addr, Group: time.Second}))
 
 	// The DfE files are read from a copy, which the test cuts short.
@@ -114,6 +127,7 @@ func TestABreachInTheDemoDataIsAlertedAndResolvedThroughPrometheusAndAlertmanage
 		Env: []string{e2e.StoreDSNEnv + "=" + storeDSN, e2e.SourceDSNEnv + "=" + sourceDSN},
 	})
 	prom := e2e.StartPrometheus(t, e2e.PrometheusOptions{
+		Binary:         prometheus,
 		Targets:        []string{cw.Addr},
 		RuleFiles:      []string{e2e.RulesWithFor(t, filepath.Join(root, "deploy", "prometheus", "rules", "carewatch.rules.yml"), testFors)},
 		Alertmanager:   am.Addr,

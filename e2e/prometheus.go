@@ -32,20 +32,26 @@ type PrometheusOptions struct {
 	// ExternalLabels are the Prometheus' external labels (the shipped rules
 	// build dashboard links from grafana_url).
 	ExternalLabels map[string]string
+	// Binary is the prometheus to run; Debian's if empty (see
+	// ComposePrometheus for the release Compose ships).
+	Binary string
 }
 
-// Prometheus is Debian's Prometheus running as a subprocess.
+// Prometheus is a Prometheus server running as a subprocess.
 type Prometheus struct {
 	*Process
 	Addr, URL string
 }
 
-// StartPrometheus writes a configuration for o, runs Debian's prometheus
-// on a free 127.0.0.1 port with its storage in a temporary folder, and
+// StartPrometheus writes a configuration for o, runs o.Binary (Debian's
+// prometheus by default) on a free 127.0.0.1 port with its storage in a temporary folder, and
 // waits until it is ready. It is stopped when tb ends.
 func StartPrometheus(tb testing.TB, o PrometheusOptions) *Prometheus {
 	tb.Helper()
-	bin := debianCommand(tb, "prometheus", "prometheus")
+	bin := o.Binary
+	if bin == "" {
+		bin = debianCommand(tb, "prometheus", "prometheus")
+	}
 	interval := o.Interval
 	if interval <= 0 {
 		interval = time.Second
