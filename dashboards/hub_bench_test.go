@@ -81,7 +81,7 @@ func BenchmarkHubHistory(b *testing.B) {
 	values["la_name"] = []string{hubAuthorityName(7)}
 
 	// The panels run as Grafana's role runs them: without JIT compilation
-	// (grafana-reader.psql).
+	// (deploy/compose/postgres/initdb/reader.psql).
 	grafana, err := st.DB().Conn(ctx)
 	if err != nil {
 		b.Fatal(err)

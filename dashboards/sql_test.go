@@ -21,7 +21,7 @@ import (
 
 // readerScript is the SQL the Compose stack's store runs, on first start, to
 // create the role Grafana's PostgreSQL datasource logs in as.
-const readerScript = "../deploy/compose/postgres/initdb/grafana-reader.psql"
+const readerScript = "../deploy/compose/postgres/initdb/reader.psql"
 
 // psqlVar matches psql's variable interpolations :'name' (a literal) and
 // :"name" (an identifier).

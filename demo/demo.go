@@ -47,6 +47,10 @@ import (
 const (
 	StoreDSNEnv  = "CAREWATCH_DATABASE_URL"
 	SourceDSNEnv = "CAREWATCH_DEMO_SOURCE_URL"
+	// SourceReaderDSNEnv, when set, is the demo council's database as a
+	// read-only role: carewatch-demo creates the council through
+	// SourceDSNEnv, as its owner, and carewatch reads it through this one.
+	SourceReaderDSNEnv = "CAREWATCH_DEMO_SOURCE_READER_URL"
 )
 
 // Options say which council to build.

@@ -92,9 +92,15 @@ func runDemo(ctx context.Context, o options) error {
 	if o.DayEvery > 0 {
 		go advanceDemo(runCtx, src, o.DayEvery, comments, returns, logger)
 	}
+	// carewatch reads the council as a reader when there is one, as it
+	// would a council's own reporting database.
+	readDSN := sourceDSN
+	if o.SourceReaderDSN != "" {
+		readDSN = o.SourceReaderDSN
+	}
 	return runCarewatch(ctx, binary, o, []string{
 		demo.StoreDSNEnv + "=" + storeDSN,
-		demo.SourceDSNEnv + "=" + sourceDSN,
+		demo.SourceDSNEnv + "=" + readDSN,
 	})
 }
 

@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.LogLevel, o.LogFormat = logConfig.Level.String(), logConfig.Format.String()
 	// The connection strings are read here, once, and handed on as options.
 	o.StoreDSN, o.SourceDSN = os.Getenv(demo.StoreDSNEnv), os.Getenv(demo.SourceDSNEnv)
+	o.SourceReaderDSN = os.Getenv(demo.SourceReaderDSNEnv)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -89,6 +90,10 @@ type options struct {
 	// databases; empty ones are provisioned on a local PostgreSQL (the
 	// source then shares the store's database).
 	StoreDSN, SourceDSN string
+	// SourceReaderDSN, if set, is the council's database as a read-only
+	// role: carewatch collects through it, while the demo writes the
+	// council through SourceDSN.
+	SourceReaderDSN string
 	// Reload receives a value for every SIGHUP, passed on to carewatch.
 	Reload <-chan os.Signal
 	Logger *slog.Logger

@@ -43,25 +43,45 @@ const root = "../.."
 // from the environment.
 func requiredVariables() map[string]string {
 	return map[string]string{
-		"CAREWATCH_DB_PASSWORD":   "sentinel0carewatch0db",
-		"DEMO_SOURCE_DB_PASSWORD": "sentinel0demo0source",
-		"GRAFANA_DB_PASSWORD":     "sentinel0grafana0db",
-		"GRAFANA_ADMIN_PASSWORD":  "sentinel0grafana0admin",
+		"STORE_SUPERUSER_PASSWORD":       "sentinel0store0superuser",
+		"CAREWATCH_DB_PASSWORD":          "sentinel0carewatch0db",
+		"DEMO_SOURCE_SUPERUSER_PASSWORD": "sentinel0demo0superuser",
+		"DEMO_SOURCE_DB_PASSWORD":        "sentinel0demo0source",
+		"DEMO_SOURCE_READER_PASSWORD":    "sentinel0demo0reader",
+		"GRAFANA_DB_PASSWORD":            "sentinel0grafana0db",
+		"GRAFANA_ADMIN_PASSWORD":         "sentinel0grafana0admin",
 	}
 }
 
 // The services of the stack, by the role they play.
 const (
-	storeService       = "store"
-	demoSourceService  = "demo-source"
-	carewatchService   = "carewatch"
-	prometheusService  = "prometheus"
-	alertmanagerSvc    = "alertmanager"
-	grafanaService     = "grafana"
-	teamsRelayService  = "teams-relay"
-	grafanaReaderEnv   = "GRAFANA_DB_USER"
-	grafanaPasswordEnv = "GRAFANA_DB_PASSWORD"
+	storeService      = "store"
+	demoSourceService = "demo-source"
+	carewatchService  = "carewatch"
+	prometheusService = "prometheus"
+	alertmanagerSvc   = "alertmanager"
+	grafanaService    = "grafana"
+	teamsRelayService = "teams-relay"
+	// What the init scripts (deploy/compose/postgres/initdb) read from a
+	// PostgreSQL service's environment: the role that owns the database
+	// an application uses, and a read-only role on it.
+	ownerUserEnv       = "OWNER_DB_USER"
+	ownerPasswordEnv   = "OWNER_DB_PASSWORD"
+	ownerDatabaseEnv   = "OWNER_DB_NAME"
+	readerUserEnv      = "READER_DB_USER"
+	readerPasswordEnv  = "READER_DB_PASSWORD"
+	grafanaReaderEnv   = readerUserEnv
+	grafanaPasswordEnv = readerPasswordEnv
 )
+
+// superuser returns the superuser the postgres image creates for a
+// service (POSTGRES_USER, by default postgres).
+func superuser(s types.ServiceConfig) string {
+	if u := env(s, "POSTGRES_USER"); u != "" {
+		return u
+	}
+	return "postgres"
+}
 
 func loadProject(t *testing.T, env map[string]string) (*types.Project, error) {
 	t.Helper()
@@ -155,7 +175,9 @@ func TestComposeHasNoDefaultPasswords(t *testing.T) {
 	}
 	t.Run("no variable with a secret has a default", func(t *testing.T) {
 		for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(:?[-=+])`).FindAllStringSubmatch(string(raw), -1) {
-			if secretKey.MatchString(m[1]) {
+			// A *_FILE variable names a file holding a secret, whose
+			// default is a placeholder holding none.
+			if secretKey.MatchString(m[1]) && !strings.HasSuffix(m[1], "_FILE") {
 				t.Errorf("${%s%s...} gives a secret a default: use ${%s:?...}", m[1], m[2], m[1])
 			}
 		}
@@ -559,29 +581,15 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 		}
 	})
 
-	t.Run("carewatch's store is the store service's database, as its owner", func(t *testing.T) {
+	t.Run("carewatch's store is the store service's database, as its owner, not the superuser", func(t *testing.T) {
 		cw, st := service(t, p, carewatchService), service(t, p, storeService)
-		u, err := url.Parse(env(cw, "CAREWATCH_DATABASE_URL"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u.Hostname() != storeService || strings.TrimPrefix(u.Path, "/") != env(st, "POSTGRES_DB") || u.User.Username() != env(st, "POSTGRES_USER") {
-			t.Errorf("CAREWATCH_DATABASE_URL = %s, want the store's database %s as %s", u.Redacted(), env(st, "POSTGRES_DB"), env(st, "POSTGRES_USER"))
-		}
-		if pw, _ := u.User.Password(); pw != env(st, "POSTGRES_PASSWORD") {
-			t.Error("CAREWATCH_DATABASE_URL's password is not the store's POSTGRES_PASSWORD")
-		}
-		src := service(t, p, demoSourceService)
-		u, err = url.Parse(env(cw, "CAREWATCH_DEMO_SOURCE_URL"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u.Hostname() != demoSourceService || strings.TrimPrefix(u.Path, "/") != env(src, "POSTGRES_DB") || u.User.Username() != env(src, "POSTGRES_USER") {
-			t.Errorf("CAREWATCH_DEMO_SOURCE_URL = %s, want the demo source's database", u.Redacted())
-		}
-		if pw, _ := u.User.Password(); pw != env(src, "POSTGRES_PASSWORD") {
-			t.Error("CAREWATCH_DEMO_SOURCE_URL's password is not the demo source's POSTGRES_PASSWORD")
-		}
+		checkRoleURL(t, p, cw, "CAREWATCH_DATABASE_URL", st, ownerUserEnv, ownerPasswordEnv)
+	})
+
+	t.Run("carewatch-demo writes the demo council as its owner and carewatch reads it as the read-only role", func(t *testing.T) {
+		cw, src := service(t, p, carewatchService), service(t, p, demoSourceService)
+		checkRoleURL(t, p, cw, "CAREWATCH_DEMO_SOURCE_URL", src, ownerUserEnv, ownerPasswordEnv)
+		checkRoleURL(t, p, cw, "CAREWATCH_DEMO_SOURCE_READER_URL", src, readerUserEnv, readerPasswordEnv)
 	})
 
 	t.Run("prometheus scrapes carewatch and sends alerts to alertmanager", func(t *testing.T) {
@@ -761,10 +769,10 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 					if host != storeService {
 						t.Errorf("datasource %s points at %s, not the store", ds.UID, ds.URL)
 					}
-					if ds.JSONData["database"] != env(st, "POSTGRES_DB") {
-						t.Errorf("datasource %s reads database %v, want the store's %s", ds.UID, ds.JSONData["database"], env(st, "POSTGRES_DB"))
+					if ds.JSONData["database"] != env(st, ownerDatabaseEnv) {
+						t.Errorf("datasource %s reads database %v, want the store's %s", ds.UID, ds.JSONData["database"], env(st, ownerDatabaseEnv))
 					}
-					if ds.User != env(st, grafanaReaderEnv) || ds.User == env(st, "POSTGRES_USER") {
+					if ds.User != env(st, grafanaReaderEnv) || ds.User == env(st, ownerUserEnv) || ds.User == superuser(st) {
 						t.Errorf("datasource %s logs in as %q, want the read-only role %q", ds.UID, ds.User, env(st, grafanaReaderEnv))
 					}
 					pw := ds.SecureJSONData["password"]
@@ -822,34 +830,70 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 		}
 	})
 
-	t.Run("the store's init script creates the role grafana logs in as", func(t *testing.T) {
-		st := service(t, p, storeService)
-		dir, ok := hostFile(t, st, "/docker-entrypoint-initdb.d")
-		if !ok {
-			t.Fatal("the store has no init scripts mounted")
-		}
-		script, err := os.ReadFile(filepath.Join(root, dir, "10-grafana-reader.sh"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range []string{grafanaReaderEnv, grafanaPasswordEnv} {
-			if !strings.Contains(string(script), "$"+v) {
-				t.Errorf("10-grafana-reader.sh does not read %s", v)
+	for _, name := range []string{storeService, demoSourceService} {
+		t.Run(name+"'s init scripts are mounted and find what they read in its environment", func(t *testing.T) {
+			st := service(t, p, name)
+			dir, ok := hostFile(t, st, "/docker-entrypoint-initdb.d")
+			if !ok {
+				t.Fatal("no init scripts mounted")
 			}
-			if env(st, v) == "" {
-				t.Errorf("the store service does not set %s for its init script", v)
+			scripts, _ := filepath.Glob(filepath.Join(root, dir, "*.sh"))
+			if len(scripts) == 0 {
+				t.Fatalf("no init script in %s", dir)
 			}
-		}
-		m := regexp.MustCompile(`-f\s+(\S+)`).FindStringSubmatch(string(script))
-		if m == nil {
-			t.Fatal("10-grafana-reader.sh runs no file")
-		}
-		if f, ok := hostFile(t, st, m[1]); !ok {
-			t.Errorf("10-grafana-reader.sh runs %s, which is not mounted", m[1])
-		} else if _, err := os.Stat(filepath.Join(root, f)); err != nil {
-			t.Error(err)
-		}
-	})
+			for _, f := range scripts {
+				// The image sources a script that is not executable,
+				// where $0 no longer names it.
+				if fi, err := os.Stat(f); err != nil || fi.Mode().Perm()&0o111 != 0o111 {
+					t.Errorf("%s is not executable by all: %v", filepath.Base(f), err)
+				}
+				text, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range regexp.MustCompile(`\$\{?([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(string(text), -1) {
+					if strings.HasPrefix(m[1], "POSTGRES_") {
+						continue // the image's own
+					}
+					if env(st, m[1]) == "" {
+						t.Errorf("%s reads %s, which %s does not set", filepath.Base(f), m[1], name)
+					}
+				}
+			}
+			for _, k := range []string{ownerUserEnv, readerUserEnv} {
+				if env(st, k) == superuser(st) {
+					t.Errorf("%s: %s is the superuser %s", name, k, superuser(st))
+				}
+			}
+		})
+	}
+}
+
+// checkRoleURL checks that the connection URL in variable key of service s
+// logs in to the database that db's init scripts create, as the role its
+// variable userEnv names, with the password of passwordEnv: never as the
+// superuser.
+func checkRoleURL(t *testing.T, p *types.Project, s types.ServiceConfig, key string, db types.ServiceConfig, userEnv, passwordEnv string) {
+	t.Helper()
+	raw := env(s, key)
+	if raw == "" {
+		t.Errorf("%s does not set %s", s.Name, key)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Errorf("%s: %v", key, err)
+		return
+	}
+	if u.Hostname() != db.Name || strings.TrimPrefix(u.Path, "/") != env(db, ownerDatabaseEnv) || u.User.Username() != env(db, userEnv) {
+		t.Errorf("%s = %s, want %s's database %s as %s", key, u.Redacted(), db.Name, env(db, ownerDatabaseEnv), env(db, userEnv))
+	}
+	if u.User.Username() == superuser(db) {
+		t.Errorf("%s logs in as %s's superuser", key, db.Name)
+	}
+	if pw, _ := u.User.Password(); pw != env(db, passwordEnv) {
+		t.Errorf("%s's password is not %s's %s", key, db.Name, passwordEnv)
+	}
 }
 
 // TestComposePrometheusIsTheCouncilsWithServiceAddresses keeps the Compose
@@ -1264,7 +1308,7 @@ func TestDockerfile(t *testing.T) {
 
 	for _, pkg := range []string{"./cmd/carewatch", "./cmd/carewatch-demo", "./cmd/carewatch-teams"} {
 		t.Run("the build command yields a static "+pkg, func(t *testing.T) {
-			f, err := elf.Open(buildStatic(t, pkg))
+			f, err := elf.Open(buildStatic(t, pkg, dockerfileLDFlags(t, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1281,8 +1325,9 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// buildStatic builds pkg as the Dockerfile does and returns the binary.
-func buildStatic(t *testing.T, pkg string) string {
+// buildStatic builds pkg as the Dockerfile does, with the -ldflags given
+// (dockerfileLDFlags), and returns the binary.
+func buildStatic(t *testing.T, pkg, ldflags string) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -1291,7 +1336,7 @@ func buildStatic(t *testing.T, pkg string) string {
 	out := filepath.Join(t.TempDir(), path.Base(pkg))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -1340,7 +1385,7 @@ func TestComposeTeamsRelayStartsWithoutAWebhook(t *testing.T) {
 		args = append(args, a)
 	}
 
-	bin := buildStatic(t, "./cmd/carewatch-teams")
+	bin := buildStatic(t, "./cmd/carewatch-teams", dockerfileLDFlags(t, nil))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -1485,5 +1530,194 @@ func TestEnvFileIsIgnored(t *testing.T) {
 	}
 	if _, ok := ignoredBy(readDockerignore(t), ".env"); !ok {
 		t.Error(".dockerignore does not leave .env out of the build context")
+	}
+}
+
+// fileSettings returns the value of every setting under v whose name ends
+// in _file (smtp_auth_password_file, credentials_file, ...), by name.
+func fileSettings(v any) [][2]string {
+	var out [][2]string
+	switch x := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if f, ok := x[k].(string); ok && strings.HasSuffix(k, "_file") {
+				out = append(out, [2]string{k, f})
+				continue
+			}
+			out = append(out, fileSettings(x[k])...)
+		}
+	case []any:
+		for _, c := range x {
+			out = append(out, fileSettings(c)...)
+		}
+	}
+	return out
+}
+
+// Every file Alertmanager's configuration names (the SMTP password among
+// them) is mounted where it says, as a secret or from the repository.
+func TestComposeAlertmanagerHasTheFilesItsConfigurationNames(t *testing.T) {
+	p := mustLoad(t)
+	am := service(t, p, alertmanagerSvc)
+	var cfg map[string]any
+	readYAML(t, filepath.Join(root, mustHostFile(t, am, flagValue(am.Command, "config.file"))), &cfg)
+	files := fileSettings(cfg)
+	if len(files) == 0 {
+		t.Fatal("alertmanager's configuration names no file: nothing to check")
+	}
+	secrets := map[string]string{}
+	for _, sec := range am.Secrets {
+		secrets[secretPath(sec)] = sec.Source
+	}
+	for _, f := range files {
+		t.Run(f[0]+" "+f[1]+" is mounted", func(t *testing.T) {
+			if src, ok := secrets[f[1]]; ok {
+				decl := p.Secrets[src]
+				if _, err := os.Stat(decl.File); err != nil {
+					t.Errorf("secret %s: %v", src, err)
+				}
+				return
+			}
+			host, ok := hostFile(t, am, f[1])
+			if !ok {
+				t.Fatalf("alertmanager reads %s from %s, which neither a secret nor a bind mount puts there", f[0], f[1])
+			}
+			if _, err := os.Stat(filepath.Join(root, host)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// versionPackage is where the version `--version` prints is set at link
+// time.
+const versionPackage = "github.com/prometheus/common/version"
+
+// buildArgsOf returns the ARG names a stage declares.
+func buildArgsOf(st stage) []string {
+	var out []string
+	for _, in := range st.instructions {
+		if in[0] == "ARG" {
+			name, _, _ := strings.Cut(in[1], "=")
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// dockerfileLDFlags returns the -ldflags of the build stage's go build,
+// with its build arguments replaced by args.
+func dockerfileLDFlags(t *testing.T, args map[string]string) string {
+	t.Helper()
+	for _, in := range readDockerfile(t)[0].instructions {
+		if in[0] != "RUN" || !strings.Contains(in[1], "go build") {
+			continue
+		}
+		m := regexp.MustCompile(`-ldflags\s+"([^"]*)"`).FindStringSubmatch(in[1])
+		if m == nil {
+			t.Fatal("the build stage's go build has no -ldflags \"...\"")
+		}
+		return regexp.MustCompile(`\$\{?([A-Z_]+)\}?`).ReplaceAllStringFunc(m[1], func(v string) string {
+			return args[strings.Trim(v, "${}")]
+		})
+	}
+	t.Fatal("the build stage runs no go build")
+	return ""
+}
+
+// Compose builds each image with the version and revision it is given, and
+// the binaries print them: carewatch --version says which build runs.
+func TestComposePassesTheVersionIntoImageBuilds(t *testing.T) {
+	p := mustLoad(t)
+	build := readDockerfile(t)[0]
+	declared := buildArgsOf(build)
+	for _, arg := range []string{"VERSION", "REVISION"} {
+		if !slices.Contains(declared, arg) {
+			t.Errorf("the build stage declares no ARG %s", arg)
+		}
+	}
+	ldflags := dockerfileLDFlags(t, map[string]string{"VERSION": "{VERSION}", "REVISION": "{REVISION}"})
+	for _, want := range []string{"-X " + versionPackage + ".Version={VERSION}", "-X " + versionPackage + ".Revision={REVISION}"} {
+		if !strings.Contains(ldflags, want) {
+			t.Errorf("the build's -ldflags %q do not set %s", ldflags, want)
+		}
+	}
+	for _, name := range []string{carewatchService, teamsRelayService} {
+		t.Run(name+" is built with the version and revision", func(t *testing.T) {
+			s := service(t, p, name)
+			for _, arg := range []string{"VERSION", "REVISION"} {
+				if v := s.Build.Args[arg]; v == nil || *v == "" {
+					t.Errorf("%s's build passes no %s", name, arg)
+				}
+			}
+		})
+	}
+	t.Run("the version Compose is given is the one carewatch --version prints", func(t *testing.T) {
+		const version, revision = "9.8.7-sentinel", "0badc0de"
+		vars := requiredVariables()
+		vars["CAREWATCH_VERSION"], vars["CAREWATCH_REVISION"] = version, revision
+		p, err := loadProject(t, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := map[string]string{}
+		for k, v := range service(t, p, carewatchService).Build.Args {
+			if v != nil {
+				args[k] = *v
+			}
+		}
+		bin := buildStatic(t, "./cmd/carewatch", dockerfileLDFlags(t, args))
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("carewatch --version: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), version) || !strings.Contains(string(out), revision) {
+			t.Errorf("carewatch --version printed %q, want version %s and revision %s", out, version, revision)
+		}
+	})
+}
+
+// The images Compose runs are pinned to a patch release (or, for the
+// PostgreSQL and base images, to a tag its publisher moves to each new
+// patch of the major release), never to latest.
+func TestComposeImagesArePinnedToPatchReleases(t *testing.T) {
+	p := mustLoad(t)
+	patch := regexp.MustCompile(`:v?\d+\.\d+\.\d+$`)
+	tracked := map[string]*regexp.Regexp{"postgres": regexp.MustCompile(`^postgres:\d+-bookworm$`)}
+	images := map[string]string{}
+	for _, s := range p.Services {
+		if s.Build == nil {
+			images[s.Name] = s.Image
+		}
+	}
+	for _, st := range readDockerfile(t) {
+		if !strings.Contains(st.from, "/") && !strings.Contains(st.from, ":") {
+			continue // another stage
+		}
+		images["Dockerfile stage "+st.name] = st.from
+	}
+	for who, image := range images {
+		t.Run(who+" runs "+image, func(t *testing.T) {
+			repo, _, _ := strings.Cut(image, ":")
+			if re, ok := tracked[repo]; ok {
+				if !re.MatchString(image) {
+					t.Errorf("%s: want %s", image, re)
+				}
+				return
+			}
+			if strings.HasPrefix(who, "Dockerfile stage") && (repo == "golang" || repo == "alpine") {
+				// The toolchain and base images: their minor tags follow
+				// every patch release.
+				if !regexp.MustCompile(`:\d+\.\d+(-\w+)?$`).MatchString(image) {
+					t.Errorf("%s: want a minor release tag", image)
+				}
+				return
+			}
+			if !patch.MatchString(image) {
+				t.Errorf("%s is not pinned to a patch release", image)
+			}
+		})
 	}
 }
