@@ -71,10 +71,11 @@ var rooms = map[string]room{
 	// The dashboards and their generator, which builds them from the
 	// catalogue with Grafana's Foundation SDK (go generate ./dashboards).
 	// Its tests check the dashboards against the real parts: carewatch's
-	// metrics, Prometheus's parser, the store's schema.
+	// metrics as a scrape decodes them, Prometheus's parser, the store's
+	// schema.
 	"dashboards": {rooms: []string{"kpi", "config"}, external: []string{"github.com/grafana/grafana-foundation-sdk/go"},
 		testsMay: []string{"exporter", "store", "github.com/jmoiron/sqlx", "github.com/lib/pq", "github.com/prometheus/common/model",
-			"github.com/prometheus/prometheus/promql/parser", "gopkg.in/yaml.v3"}},
+			"github.com/prometheus/client_model/go", "github.com/prometheus/prometheus/promql/parser", "gopkg.in/yaml.v3"}},
 	"deploy":   {dataOnly: true},
 	"examples": {dataOnly: true},
 	"scripts":  {dataOnly: true},
