@@ -26,6 +26,14 @@ func sqlOwn(a string) string {
 	return "(k.own_series IS NULL OR " + a + ".labels @> k.own_series)"
 }
 
+// ownOnly keeps, of the series a PromQL expression returns, the council's
+// own: a series carewatch marks as a benchmark (carewatch_kpi_benchmark,
+// from the KPI's own_series) is left out, as the alert rules leave it out.
+// expr's series must keep every label of the KPI's series.
+func ownOnly(expr string) string {
+	return "(" + expr + ") unless max without (instance) (carewatch_kpi_benchmark)"
+}
+
 // overview answers "what needs attention, what changed".
 func overview(c *catalogue) *dashboard.DashboardBuilder {
 	var id ids
@@ -52,7 +60,7 @@ func overview(c *catalogue) *dashboard.DashboardBuilder {
 			Multi(true).IncludeAll(true).Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc))
 
 	// Tiles: neutral at 0, coloured from one series up.
-	own := `max without (instance) (carewatch_kpi_status{kpi=~"${kpi:regex}", ` + teamMatch + `}) unless max without (instance) (carewatch_kpi_benchmark)`
+	own := ownOnly(`max without (instance) (carewatch_kpi_status{kpi=~"${kpi:regex}", ` + teamMatch + `})`)
 	tile := func(title, desc, expr, colour string) *stat.PanelBuilder {
 		return statPanel(id.next(), size{4, 4}, title, desc).
 			Targets(promTargets([]promQuery{{expr: expr, legend: title, instant: true}})).
@@ -65,9 +73,9 @@ func overview(c *catalogue) *dashboard.DashboardBuilder {
 		WithPanel(tile("Red", "The council's own series whose latest value is beyond its red threshold (benchmarks left out).", "count(("+own+") == 2) or vector(0)", red)).
 		WithPanel(tile("Amber", "The council's own series whose latest value is beyond its amber threshold but not its red one.", "count(("+own+") == 1) or vector(0)", amber)).
 		WithPanel(tile("Green", "The council's own series within their thresholds.", "count(("+own+") == 0) or vector(0)", green)).
-		WithPanel(tile("Unknown", "Rated series whose latest value is missing (not collected, suppressed, or nothing to divide by).", "count(("+own+") == -1) or vector(0)", grey)).
-		WithPanel(tile("Stale", "Series whose latest value describes a period older than its KPI's max_age.",
-			`count(max without (instance) (time() - carewatch_kpi_period_timestamp_seconds{kpi=~"${kpi:regex}", `+teamMatch+`}) > on (kpi) group_left () max without (instance) (carewatch_kpi_max_age_seconds)) or vector(0)`, red)).
+		WithPanel(tile("Unknown", "The council's own rated series whose latest value is missing (not collected, suppressed, or nothing to divide by).", "count(("+own+") == -1) or vector(0)", grey)).
+		WithPanel(tile("Stale", "The council's own series whose latest value describes a period older than its KPI's max_age (benchmarks left out).",
+			"count("+ownOnly(`max without (instance) (time() - carewatch_kpi_period_timestamp_seconds{kpi=~"${kpi:regex}", `+teamMatch+`}) > on (kpi) group_left () max without (instance) (carewatch_kpi_max_age_seconds)`)+") or vector(0)", red)).
 		WithPanel(tile("Collectors failing", "Collectors whose latest run failed, after its retries: their KPIs keep their last good values.",
 			"count(max without (instance) (carewatch_collector_last_run_success) == 0) or vector(0)", red))
 
@@ -124,8 +132,8 @@ func overview(c *catalogue) *dashboard.DashboardBuilder {
 
 	// The matrix of every rated KPI by team, one per service.
 	matrix := tablePanel(id.next(), size{12, 12}, "$service: status by team",
-		"One row per team, one column per KPI with thresholds; the colour is the series' RAG status now (carewatch_kpi_status). Click a cell for the series' detail. KPIs without thresholds are in the table of every KPI below.").
-		Targets(promTargets([]promQuery{{expr: `max without (instance) (carewatch_kpi_status{kpi=~"${service}_.*", kpi=~"${kpi:regex}", ` + teamMatch + `})`, instant: true, table: true}})).
+		"One row per team, one column per KPI with thresholds; the colour is the council's own series' RAG status now (carewatch_kpi_status; benchmarks are on the Benchmarking dashboard). Click a cell for the series' detail. KPIs without thresholds are in the table of every KPI below.").
+		Targets(promTargets([]promQuery{{expr: ownOnly(`max without (instance) (carewatch_kpi_status{kpi=~"${service}_.*", kpi=~"${kpi:regex}", ` + teamMatch + `})`), instant: true, table: true}})).
 		Repeat("service").RepeatDirection(dashboard.PanelRepeatDirectionH).MaxPerRow(2).
 		Mappings(statusMapping()).
 		Thresholds(neutralThresholds()).
