@@ -17,7 +17,6 @@ import (
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/e2e"
-	"github.com/carewatch/carewatch/pglocal/pgtest"
 )
 
 // demoReturns writes the demo council's statutory returns (Annex A,
@@ -86,19 +85,10 @@ func TestBackfillingTwelveMonthsThenRestartingKeepsTheCurrentValues(t *testing.T
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	st := newStoreWithReader(t)
-	sourceDSN := pgtest.NewDatabase(t)
-	source, err := sqlx.Open("postgres", sourceDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { source.Close() })
 	cfg := loadDemoConfig(t)
-	y, m, d := time.Now().In(cfg.Location).Date()
-	today := time.Date(y, m, d, 0, 0, 0, 0, cfg.Location)
-	if err := demo.Setup(ctx, source, demo.Options{Seed: 2026, Today: today}); err != nil {
-		t.Fatalf("demo.Setup: %v", err)
-	}
+	today := demoToday(cfg)
+	y, m, _ := today.Date()
+	st, sourceDSN, source := demoCouncil(ctx, t, today)
 	dirs := demoReturns(ctx, t, source)
 	env := []string{e2e.StoreDSNEnv + "=" + st.dsn, e2e.SourceDSNEnv + "=" + sourceDSN}
 	cw := e2e.StartCarewatch(t, e2e.CarewatchOptions{ConfigFile: e2e.DemoConfig(t, e2e.DemoConfigOptions{Directories: dirs}), Env: env})

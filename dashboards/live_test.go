@@ -44,21 +44,10 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	st := newStoreWithReader(t)
-	sourceDSN := pgtest.NewDatabase(t)
-	source, err := sqlx.Open("postgres", sourceDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { source.Close() })
-	// Periods are midnights in the configuration's time zone.
 	cfg := loadDemoConfig(t)
-	y, m, dd := time.Now().In(cfg.Location).Date()
-	today := time.Date(y, m, dd, 0, 0, 0, 0, cfg.Location)
+	today := demoToday(cfg)
 	first := today.AddDate(0, 0, 1-demoDays)
-	if err := demo.Setup(ctx, source, demo.Options{Seed: 2026, Today: first}); err != nil {
-		t.Fatalf("demo.Setup: %v", err)
-	}
+	st, sourceDSN, source := demoCouncil(ctx, t, first)
 
 	// The council's statutory returns (Annex A, SSDA903, CLD), as the demo
 	// writes them, for the collectors that read them.
@@ -155,6 +144,31 @@ func TestEveryPanelShowsDataForTheDemoCouncil(t *testing.T) {
 			}
 		})
 	}
+}
+
+// demoToday is today's date as the demo configuration's periods are:
+// midnight in its time zone.
+func demoToday(cfg *config.Config) time.Time {
+	y, m, d := time.Now().In(cfg.Location).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, cfg.Location)
+}
+
+// demoCouncil returns an empty store with Grafana's reader role, and the
+// demo council's source (its DSN and a connection), set up with day as
+// its reporting date.
+func demoCouncil(ctx context.Context, t *testing.T, day time.Time) (*storeWithReader, string, *sqlx.DB) {
+	t.Helper()
+	st := newStoreWithReader(t)
+	sourceDSN := pgtest.NewDatabase(t)
+	source, err := sqlx.Open("postgres", sourceDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { source.Close() })
+	if err := demo.Setup(ctx, source, demo.Options{Seed: 2026, Today: day}); err != nil {
+		t.Fatalf("demo.Setup: %v", err)
+	}
+	return st, sourceDSN, source
 }
 
 // resolveVariables gives each query variable of d the values Grafana would
