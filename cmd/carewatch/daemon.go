@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,9 @@ type daemon struct {
 	// builtAt is when the current snapshot was last built from every
 	// series (refresh); guarded by refreshMu.
 	builtAt time.Time
+	// foreign counts the notifications of other replicas' runs received
+	// (see publishOwnRun).
+	foreign atomic.Int64
 }
 
 // generation is one loaded configuration with its sources and scheduler;
@@ -228,6 +232,9 @@ func (d *daemon) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 		// Another replica's run changes what this one must serve; this
 		// one's own runs were published as they were stored.
 		if err := d.store.Listen(ctx, func(n store.Notification) {
+			if !n.Own {
+				d.foreign.Add(1)
+			}
 			switch {
 			case n.Own:
 			case n.RunID > 0:
@@ -490,13 +497,18 @@ func (d *daemon) publishRun(ctx context.Context, runID int64) { d.publish(ctx, r
 type ownRun struct {
 	finished time.Time
 	obs      []kpi.Observation
+	// foreign is d.foreign before the run was stored.
+	foreign int64
 }
 
 // publishOwnRun is publishRun for a run this process just stored with obs:
 // the states of its series are the observations themselves
-// (store.RunStates), so only the collectors' health is read back.
-func (d *daemon) publishOwnRun(ctx context.Context, runID int64, finished time.Time, obs []kpi.Observation) {
-	d.publish(ctx, runID, &ownRun{finished: finished, obs: obs})
+// (store.RunStates), so only the collectors' health is read back. foreign
+// is d.foreign read before the run was stored: if another replica's run was
+// announced since, it may have stored the same series after this run and
+// been published first, so the run is read back instead.
+func (d *daemon) publishOwnRun(ctx context.Context, runID int64, finished time.Time, obs []kpi.Observation, foreign int64) {
+	d.publish(ctx, runID, &ownRun{finished: finished, obs: obs, foreign: foreign})
 }
 
 func (d *daemon) publish(ctx context.Context, runID int64, own *ownRun) {
@@ -518,7 +530,7 @@ func (d *daemon) publish(ctx context.Context, runID int64, own *ownRun) {
 		series []kpi.SeriesState
 		known  bool
 	)
-	if err == nil && own != nil {
+	if err == nil && own != nil && d.foreign.Load() == own.foreign {
 		series, known = d.store.RunStates(cat, runID, own.finished, own.obs)
 	}
 	if err == nil && !known {

@@ -161,6 +161,7 @@ func (p *pendingRuns) drain() []*kpi.Run {
 // recordPending records the failed runs waiting for the store, in order,
 // and publishes the collectors' health if it recorded any.
 func (d *daemon) recordPending(ctx context.Context) {
+	foreign := d.foreign.Load()
 	n, lastID, err := d.pending.flush(ctx, d.store)
 	if n > 0 {
 		level := slog.LevelDebug // a run recorded as it failed
@@ -170,7 +171,7 @@ func (d *daemon) recordPending(ctx context.Context) {
 		d.logger.Log(ctx, level, "recorded failed runs", "runs", n, "waiting", d.pending.len())
 		// Failed runs carry no observations: only the collectors' health
 		// is read back.
-		d.publishOwnRun(ctx, lastID, time.Time{}, nil)
+		d.publishOwnRun(ctx, lastID, time.Time{}, nil, foreign)
 	}
 	if err != nil && ctx.Err() == nil {
 		d.setStoreUp(false)

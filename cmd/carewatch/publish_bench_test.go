@@ -150,7 +150,7 @@ func BenchmarkMillionSeries(b *testing.B) {
 		}
 	}
 	own := func(runID int64, finished time.Time, obs []kpi.Observation) {
-		d.publishOwnRun(ctx, runID, finished, obs)
+		d.publishOwnRun(ctx, runID, finished, obs, d.foreign.Load())
 		check()
 	}
 	replica := func(runID int64, _ time.Time, _ []kpi.Observation) {

@@ -31,38 +31,10 @@ import (
 // period than the latest stored.
 func TestARunPublishedFromMemoryServesWhatReadingItBackServes(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, pgtest.NewDatabase(t), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	day := func(s string) time.Time {
-		d, err := time.Parse(time.DateOnly, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	caseload := &kpi.KPI{
-		Name: "caseload", Help: "Caseload.", Unit: "cases", Direction: kpi.LowerIsBetter,
-		Labels:     []string{"team"},
-		Thresholds: kpi.Thresholds{Amber: kpi.At(18), Red: kpi.At(22)},
-		Trajectory: []kpi.Step{{From: day("2025-03-01"), Thresholds: kpi.Thresholds{Amber: kpi.At(16)}}},
-		Overrides:  []kpi.Override{{Match: map[string]string{"team": "b"}, Thresholds: kpi.Thresholds{Red: kpi.At(19)}}},
-		MaxAge:     48 * time.Hour,
-	}
-	contacts := &kpi.KPI{Name: "contacts", Help: "Contacts.", Unit: "contacts", Direction: kpi.LowerIsBetter, Labels: []string{"service", "team"}}
-	cat := kpi.Catalogue{caseload.Name: caseload, contacts.Name: contacts}
-	cfg := &config.Config{Catalogue: cat, Collectors: []config.CollectorConfig{{Name: "c"}}}
-	newDaemon := func() *daemon {
-		return &daemon{
-			store: st, exporter: exporter.New(nil), logger: slog.New(slog.DiscardHandler),
-			storeUp: &storeHealth{timeout: time.Minute}, active: &generation{cfg: cfg},
-		}
-	}
+	st, cfg, newDaemon := publishFixture(t)
+	cat := cfg.Catalogue
+	caseload, contacts := cat["caseload"], cat["contacts"]
+	day := testDay(t)
 	ob := func(k *kpi.KPI, period string, v kpi.Value, labels ...string) kpi.Observation {
 		return kpi.Observation{KPI: k, Labels: labels, Period: day(period), Value: v}
 	}
@@ -133,7 +105,7 @@ func TestARunPublishedFromMemoryServesWhatReadingItBackServes(t *testing.T) {
 			}
 		}
 
-		fromMemory.publishOwnRun(ctx, res.RunID, now, run.obs)
+		fromMemory.publishOwnRun(ctx, res.RunID, now, run.obs, fromMemory.foreign.Load())
 		readBack.publishRun(ctx, res.RunID)
 		full := newDaemon()
 		if err := full.refresh(ctx, cfg); err != nil {
@@ -167,4 +139,93 @@ func exposition(t *testing.T, e *exporter.Exporter) string {
 		t.Fatal(err)
 	}
 	return body.String()
+}
+
+// A run that another replica revises, and whose revision is published,
+// before the replica that stored the run publishes it: the run is read back,
+// and the revision stays what is served.
+func TestARunRevisedElsewhereBeforeItIsPublishedServesTheRevision(t *testing.T) {
+	ctx := context.Background()
+	st, cfg, newDaemon := publishFixture(t)
+	caseload := cfg.Catalogue["caseload"]
+	day := testDay(t)
+	d := newDaemon()
+	store1 := func(collector string, v float64) (int64, time.Time, []kpi.Observation) {
+		now := time.Now()
+		obs := []kpi.Observation{{KPI: caseload, Labels: []string{"a"}, Period: day("2025-03-31"), Value: kpi.Known(v)}}
+		res, err := st.SaveRun(ctx, kpi.Run{Collector: collector, Source: "s", Query: "q", StartedAt: now, FinishedAt: now}, obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.RunID, now, obs
+	}
+	store1("c", 10)
+	if err := d.refresh(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	foreign := d.foreign.Load()
+	own, finished, obs := store1("c", 20)
+	// Another replica revises the period, and this one hears of it first.
+	other, _, _ := store1("other", 21)
+	d.foreign.Add(1)
+	d.publishRun(ctx, other)
+	d.publishOwnRun(ctx, own, finished, obs, foreign)
+
+	got := exposition(t, d.exporter)
+	if !strings.Contains(got, `carewatch_caseload{team="a"} 21`+"\n") {
+		t.Errorf("the revision is not served:\n%s", got)
+	}
+	full := newDaemon()
+	if err := full.refresh(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if want := exposition(t, full.exporter); got != want {
+		t.Errorf("published run by run:\n%s\n--- built from the store\n%s", got, want)
+	}
+}
+
+// publishFixture is a store with a catalogue of a KPI with thresholds (by
+// team, and a trajectory step) and one without, and a maker of daemons
+// that serve it, without collectors to run.
+func publishFixture(t *testing.T) (*store.Store, *config.Config, func() *daemon) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, pgtest.NewDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	day := testDay(t)
+	caseload := &kpi.KPI{
+		Name: "caseload", Help: "Caseload.", Unit: "cases", Direction: kpi.LowerIsBetter,
+		Labels:     []string{"team"},
+		Thresholds: kpi.Thresholds{Amber: kpi.At(18), Red: kpi.At(22)},
+		Trajectory: []kpi.Step{{From: day("2025-03-01"), Thresholds: kpi.Thresholds{Amber: kpi.At(16)}}},
+		Overrides:  []kpi.Override{{Match: map[string]string{"team": "b"}, Thresholds: kpi.Thresholds{Red: kpi.At(19)}}},
+		MaxAge:     48 * time.Hour,
+	}
+	contacts := &kpi.KPI{Name: "contacts", Help: "Contacts.", Unit: "contacts", Direction: kpi.LowerIsBetter, Labels: []string{"service", "team"}}
+	cfg := &config.Config{
+		Catalogue:  kpi.Catalogue{caseload.Name: caseload, contacts.Name: contacts},
+		Collectors: []config.CollectorConfig{{Name: "c"}, {Name: "other"}},
+	}
+	return st, cfg, func() *daemon {
+		return &daemon{
+			store: st, exporter: exporter.New(nil), logger: slog.New(slog.DiscardHandler),
+			storeUp: &storeHealth{timeout: time.Minute}, active: &generation{cfg: cfg},
+		}
+	}
+}
+
+func testDay(t *testing.T) func(string) time.Time {
+	return func(s string) time.Time {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 }

@@ -118,6 +118,7 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 		// Runs that failed while the store was down go in first, in order.
 		r.d.recordPending(ctx)
 	}
+	foreign := r.d.foreign.Load()
 	res, err := r.d.store.SaveRun(ctx, run, obs)
 	if err != nil {
 		return fmt.Errorf("storing %d observations: %w", len(obs), err)
@@ -130,7 +131,7 @@ func (r *runner) attempt(ctx context.Context, attempt int) error {
 		r.logger.Log(ctx, level, "status changed", "kpi", c.KPI.Name, "labels", kpi.LabelString(c.KPI, c.Labels), "from", c.From.String(), "to", c.To.String(), "value", c.Value.String())
 	}
 	r.logger.Info("run stored", "run", res.RunID, "observations", res.Observations, "inserted", res.Inserted, "revised", res.Revised, "unchanged", res.Unchanged)
-	r.d.publishOwnRun(ctx, res.RunID, run.FinishedAt, obs)
+	r.d.publishOwnRun(ctx, res.RunID, run.FinishedAt, obs, foreign)
 	return nil
 }
 
