@@ -220,7 +220,21 @@ func TestBackfillingTwelveMonthsThenRestartingKeepsTheCurrentValues(t *testing.T
 			}
 			// A series with nothing to count in a month (a team holding no
 			// cases) has its row there with a missing value, drawn as a gap.
+			// A threshold is a step line: a point where its series' values
+			// begin and end and one at each change, so it must span the
+			// months rather than have a point in each.
 			for metric, days := range drawn {
+				if strings.HasSuffix(metric, " threshold") {
+					first, last := months[len(months)-1], months[0]
+					for day := range days {
+						first, last = min(first, day), max(last, day)
+					}
+					if first > months[0] || last < months[len(months)-1] {
+						t.Errorf("%s: the line runs from %s to %s, not across the months %s to %s",
+							metric, first, last, months[0], months[len(months)-1])
+					}
+					continue
+				}
 				var gaps []string
 				for _, month := range months {
 					if !days[month] {
