@@ -292,6 +292,9 @@ func (s *Store) saveRun(ctx context.Context, run kpi.Run, b *batch) (res kpi.Run
 		if err := writeObservations(ctx, tx, b, res.RunID, now, &res); err != nil {
 			return err
 		}
+		if err := rollUp(ctx, tx, b, res); err != nil {
+			return err
+		}
 		step("observations")
 		if len(cands) > 0 {
 			s.statusMu.Lock()
@@ -353,6 +356,27 @@ func writeObservations(ctx context.Context, tx *sqlx.Conn, b *batch, runID int64
 		return err
 	}
 	return mergeObservations(ctx, tx, b, runID, now, enc, res)
+}
+
+// rollUp keeps the monthly rollup (observations_monthly) for the
+// observations the run inserted; revisions keep it through their trigger.
+func rollUp(ctx context.Context, tx *sqlx.Conn, b *batch, res kpi.RunResult) error {
+	if res.Inserted == 0 {
+		return nil
+	}
+	earliest, latest := b.obs[0].Period, b.obs[0].Period
+	for i := range b.obs {
+		if p := b.obs[i].Period; p.Before(earliest) {
+			earliest = p
+		} else if p.After(latest) {
+			latest = p
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT observations_monthly_insert_run($1, $2, $3)`,
+		res.RunID, earliest, latest); err != nil {
+		return fmt.Errorf("rolling up the run's months: %w", err)
+	}
+	return nil
 }
 
 // mergeObservations stores the batch's observations when some of their
