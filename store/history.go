@@ -16,6 +16,17 @@ import (
 	"github.com/carewatch/carewatch/kpi"
 )
 
+// latestUpTo is the FROM and WHERE of the monthly histories' first
+// points: each series of the KPIs $1 with its latest period up to $2, as
+// o, by one probe of the primary key.
+const latestUpTo = `FROM series s
+				CROSS JOIN LATERAL (
+					SELECT period, value, run_id FROM observations
+					WHERE series_id = s.id AND period <= $2
+					ORDER BY period DESC LIMIT 1
+				) o
+				WHERE s.kpi = ANY($1::text[])`
+
 // rollupZone is the time zone of observations_monthly's calendar months
 // (migration 0011): MonthlyHistory reads the rollup for months in this zone.
 const rollupZone = "Europe/London"
@@ -67,13 +78,7 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 		rows, err = tx.QueryContext(ctx, `
 			WITH latest AS (
 				SELECT s.id AS series_id, o.period, o.value, o.run_id
-				FROM series s
-				CROSS JOIN LATERAL (
-					SELECT period, value, run_id FROM observations
-					WHERE series_id = s.id AND period <= $2
-					ORDER BY period DESC LIMIT 1
-				) o
-				WHERE s.kpi = ANY($1::text[])
+				`+latestUpTo+`
 			), walk AS (
 				SELECT series_id, period, value, run_id FROM latest
 			UNION ALL
@@ -95,13 +100,7 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 		rows, err = tx.QueryContext(ctx, `
 			WITH RECURSIVE walk AS (
 				SELECT s.id AS series_id, o.period, o.value, o.run_id, 1 AS n
-				FROM series s
-				CROSS JOIN LATERAL (
-					SELECT period, value, run_id FROM observations
-					WHERE series_id = s.id AND period <= $2
-					ORDER BY period DESC LIMIT 1
-				) o
-				WHERE s.kpi = ANY($1::text[])
+				`+latestUpTo+`
 			UNION ALL
 				SELECT w.series_id, o.period, o.value, o.run_id, w.n + 1
 				FROM walk w
