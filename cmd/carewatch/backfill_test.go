@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/carewatch/carewatch/demo"
 	"github.com/carewatch/carewatch/pglocal/pgtest"
+	"github.com/carewatch/carewatch/store"
 )
 
 // Backfilling 12 months of the demo council: one run per month, each with
@@ -123,5 +126,76 @@ collectors:
 	o = collectOptions{Name: "open_cases", From: "2024-01-01", To: "2024-12-31"}
 	if err := runCollectWith(t.Context(), cfg, o, &out, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "its query uses neither :period_start nor :period_end") {
 		t.Errorf("a backfill of a query without the period: %v", err)
+	}
+}
+
+// collect beside a daemon running the same collector waits for the
+// daemon's run to end rather than failing, and gives up, storing nothing,
+// once the collector's timeout has passed.
+func TestCollectWaitsForADaemonsRunOfTheSameCollector(t *testing.T) {
+	c := newCouncil(t)
+	ctx := t.Context()
+	logger := slog.New(slog.DiscardHandler)
+	daemon, err := store.Open(ctx, os.Getenv(demo.StoreDSNEnv), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer daemon.Close()
+	hold := func(collector string) func() {
+		release, ok, err := daemon.TryRunLock(ctx, collector)
+		if err != nil || !ok {
+			t.Fatalf("taking the run lock of %s: ok %t, %v", collector, ok, err)
+		}
+		return release
+	}
+
+	release := hold("caseload")
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(2 * time.Second)
+		released <- time.Now()
+		release()
+	}()
+	var out bytes.Buffer
+	o := collectOptions{Name: "caseload", From: "2025-04-01", To: "2025-05-31", Every: "month"}
+	if err := runCollectWith(ctx, demoConfig, o, &out, logger); err != nil {
+		t.Fatalf("a backfill beside a daemon's run: %v", err)
+	}
+	at := <-released
+	var first time.Time
+	if err := c.store.GetContext(ctx, &first, `SELECT min(finished_at) FROM runs WHERE collector = 'caseload'`); err != nil {
+		t.Fatal(err)
+	}
+	if first.Before(at.Add(-time.Second)) {
+		t.Errorf("a run was stored at %s, before the daemon's run ended at %s", first, at)
+	}
+	if n := count(t, c.store, `SELECT count(*) FROM runs WHERE collector = 'caseload'`); n != 2 {
+		t.Errorf("%d runs stored, want 2, one per month", n)
+	}
+
+	config := writeConfig(t, `
+kpis:
+  - {name: children_open_cases, help: Open children's cases., unit: cases, direction: lower_is_better}
+sources:
+  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
+collectors:
+  - name: open_cases
+    source: cms
+    schedule: "@daily"
+    timeout: 1s
+    query: SELECT count(*) AS open FROM cms.child_case WHERE closed IS NULL
+    metrics: [{kpi: children_open_cases, value_column: open}]
+`)
+	defer hold("open_cases")()
+	start := time.Now()
+	err = runCollect(ctx, config, "open_cases", false, &out, logger)
+	if err == nil || !strings.Contains(err.Error(), `collector "open_cases" has been running in a carewatch daemon for 6s; nothing stored`) {
+		t.Errorf("collect while a daemon's run holds the collector past its timeout: %v", err)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("collect gave up after %s", took)
+	}
+	if n := count(t, c.store, `SELECT count(*) FROM runs WHERE collector = 'open_cases'`); n != 0 {
+		t.Errorf("%d runs of open_cases stored", n)
 	}
 }

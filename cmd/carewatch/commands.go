@@ -288,12 +288,9 @@ func (c *collection) run(ctx context.Context, from, to time.Time) error {
 		fmt.Fprintf(c.out, "%d observations (dry run: nothing stored)\n", len(obs))
 		return nil
 	}
-	release, ok, err := c.st.TryRunLock(ctx, c.cc.Name)
+	release, err := c.runLock(ctx)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fmt.Errorf("collector %q is running in a carewatch daemon now; nothing stored, try again when it has finished", c.cc.Name)
 	}
 	defer release()
 	res, err := c.st.SaveRun(ctx, kpi.Run{Collector: c.cc.Name, Source: source, Query: query, Reads: prov.Reads(), StartedAt: started, FinishedAt: time.Now(), Checks: warnings}, obs)
@@ -303,6 +300,36 @@ func (c *collection) run(ctx context.Context, from, to time.Time) error {
 	fmt.Fprintf(c.out, "run %d stored: %d observations, %d new, %d revised, %d unchanged, %d status changes\n",
 		res.RunID, res.Observations, res.Inserted, res.Revised, res.Unchanged, len(res.StatusChanges))
 	return nil
+}
+
+// runLock takes the collector's run lock, waiting while a daemon runs the
+// same collector: a backfill beside a daemon that collects every minute
+// meets its runs often, and each of them ends within the collector's
+// timeout. It gives up once that timeout and a few seconds have passed.
+func (c *collection) runLock(ctx context.Context) (release func(), err error) {
+	wait := c.cfg.EffectiveTimeout(c.cc) + 5*time.Second
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		release, ok, err := c.st.TryRunLock(ctx, c.cc.Name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return release, nil
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("collector %q has been running in a carewatch daemon for %s; nothing stored, try again when it has finished", c.cc.Name, wait)
+		}
+	}
 }
 
 // printRead says what a run read, in one line.
