@@ -315,20 +315,25 @@ func (c *collection) runLock(ctx context.Context) (release func(), err error) {
 	defer poll.Stop()
 	for {
 		release, ok, err := c.st.TryRunLock(ctx, c.cc.Name)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if err == nil && ok {
 			return release, nil
 		}
-		select {
-		case <-poll.C:
-		case <-ctx.Done():
-			if err := parent.Err(); err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("collector %q has been running in a carewatch daemon for %s; nothing stored, try again when it has finished", c.cc.Name, wait)
+		if err != nil && ctx.Err() == nil {
+			return nil, err
 		}
+		if ctx.Err() == nil {
+			select {
+			case <-poll.C:
+				continue
+			case <-ctx.Done():
+			}
+		}
+		// The wait is over: the lock was still held, or asking for it
+		// was cut short by the end of the wait.
+		if err := parent.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("collector %q has been running in a carewatch daemon for %s; nothing stored, try again when it has finished", c.cc.Name, wait)
 	}
 }
 
