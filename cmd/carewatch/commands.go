@@ -308,32 +308,26 @@ func (c *collection) run(ctx context.Context, from, to time.Time) error {
 // timeout. It gives up once that timeout and a few seconds have passed.
 func (c *collection) runLock(ctx context.Context) (release func(), err error) {
 	wait := c.cfg.EffectiveTimeout(c.cc) + 5*time.Second
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
+	giveUp := time.Now().Add(wait)
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
 	for {
+		// Each try is bounded by the store's own timeout.
 		release, ok, err := c.st.TryRunLock(ctx, c.cc.Name)
-		if err == nil && ok {
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			return release, nil
 		}
-		if err != nil && ctx.Err() == nil {
-			return nil, err
+		if !time.Now().Before(giveUp) {
+			return nil, fmt.Errorf("collector %q has been running in a carewatch daemon for %s; nothing stored, try again when it has finished", c.cc.Name, wait)
 		}
-		if ctx.Err() == nil {
-			select {
-			case <-poll.C:
-				continue
-			case <-ctx.Done():
-			}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		// The wait is over: the lock was still held, or asking for it
-		// was cut short by the end of the wait.
-		if err := parent.Err(); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("collector %q has been running in a carewatch daemon for %s; nothing stored, try again when it has finished", c.cc.Name, wait)
 	}
 }
 
