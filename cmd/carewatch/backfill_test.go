@@ -69,18 +69,7 @@ func TestBackfillingTwelveMonthsOfTheDemoKeepsTheCurrentValues(t *testing.T) {
 	}
 
 	// collect with a configuration of one KPI retires none of the others.
-	small := writeConfig(t, `
-kpis:
-  - {name: children_open_cases, help: Open children's cases., unit: cases, direction: lower_is_better}
-sources:
-  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
-collectors:
-  - name: open_cases
-    source: cms
-    schedule: "@daily"
-    query: SELECT count(*) AS open FROM cms.child_case WHERE closed IS NULL
-    metrics: [{kpi: children_open_cases, value_column: open}]
-`)
+	small := openCasesConfig(t, "")
 	if err := runCollect(t.Context(), small, "open_cases", false, &out, logger); err != nil {
 		t.Fatalf("collect with a one-KPI configuration: %v", err)
 	}
@@ -111,18 +100,7 @@ func TestBackfillOfAFileCollectorReadsTheFilesOfItsRange(t *testing.T) {
 		t.Errorf("a backfill with no file in range: %v", err)
 	}
 	// A SQL query that does not take the period cannot backfill.
-	cfg := writeConfig(t, `
-kpis:
-  - {name: children_open_cases, help: Open children's cases., unit: cases, direction: lower_is_better}
-sources:
-  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
-collectors:
-  - name: open_cases
-    source: cms
-    schedule: "@daily"
-    query: SELECT count(*) AS open FROM cms.child_case WHERE closed IS NULL
-    metrics: [{kpi: children_open_cases, value_column: open}]
-`)
+	cfg := openCasesConfig(t, "")
 	o = collectOptions{Name: "open_cases", From: "2024-01-01", To: "2024-12-31"}
 	if err := runCollectWith(t.Context(), cfg, o, &out, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "its query uses neither :period_start nor :period_end") {
 		t.Errorf("a backfill of a query without the period: %v", err)
@@ -173,19 +151,7 @@ func TestCollectWaitsForADaemonsRunOfTheSameCollector(t *testing.T) {
 		t.Errorf("%d runs stored, want 2, one per month", n)
 	}
 
-	config := writeConfig(t, `
-kpis:
-  - {name: children_open_cases, help: Open children's cases., unit: cases, direction: lower_is_better}
-sources:
-  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
-collectors:
-  - name: open_cases
-    source: cms
-    schedule: "@daily"
-    timeout: 1s
-    query: SELECT count(*) AS open FROM cms.child_case WHERE closed IS NULL
-    metrics: [{kpi: children_open_cases, value_column: open}]
-`)
+	config := openCasesConfig(t, "timeout: 1s")
 	defer hold("open_cases")()
 	start := time.Now()
 	err = runCollect(ctx, config, "open_cases", false, &out, logger)
@@ -198,4 +164,26 @@ collectors:
 	if n := count(t, c.store, `SELECT count(*) FROM runs WHERE collector = 'open_cases'`); n != 0 {
 		t.Errorf("%d runs of open_cases stored", n)
 	}
+}
+
+// openCasesConfig writes a configuration of one KPI, the open children's
+// cases, collected daily from the demo council's database by a query that
+// takes no period; setting is one more line of the collector's, or "".
+func openCasesConfig(t *testing.T, setting string) string {
+	t.Helper()
+	if setting != "" {
+		setting = "    " + setting + "\n"
+	}
+	return writeConfig(t, `
+kpis:
+  - {name: children_open_cases, help: Open children's cases., unit: cases, direction: lower_is_better}
+sources:
+  - {name: cms, type: postgres, dsn_env: CAREWATCH_DEMO_SOURCE_URL}
+collectors:
+  - name: open_cases
+    source: cms
+    schedule: "@daily"
+`+setting+`    query: SELECT count(*) AS open FROM cms.child_case WHERE closed IS NULL
+    metrics: [{kpi: children_open_cases, value_column: open}]
+`)
 }
