@@ -356,22 +356,17 @@ func TestAFailedRequestBetweenGoodOnesChangesNothing(t *testing.T) {
 	}
 }
 
-// A CSV API, a bearer token from a file, and rows found without a
-// wildcard.
-func TestCSVAnswerWithABearerTokenFromAFile(t *testing.T) {
-	var gotAuth string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotAuth = r.Header.Get("Authorization")
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		io.WriteString(w, "\ufeffteam,vacancy\r\nnorth,12.5%\r\nsouth,\r\n")
-	}))
-	defer srv.Close()
+// bearerCSVSource is the source of a collector reading the CSV export
+// baseURL/export.csv (vacancy as percentages, by team) with the bearer
+// token t0ken, read from a file.
+func bearerCSVSource(t *testing.T, baseURL string) (kpi.Source, *config.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	text := strings.NewReplacer("URL", srv.URL, "TOKEN", token).Replace(`
+	text := strings.NewReplacer("URL", baseURL, "TOKEN", token).Replace(`
 kpis: [{name: vacancy_ratio, help: h, direction: lower_is_better, labels: [team]}]
 sources:
   - {name: hr_api, type: http, base_url: URL, http_config: {authorization: {credentials_file: TOKEN}}}
@@ -390,6 +385,20 @@ collectors:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src, cfg
+}
+
+// A CSV API, a bearer token from a file, and rows found without a
+// wildcard.
+func TestCSVAnswerWithABearerTokenFromAFile(t *testing.T) {
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		io.WriteString(w, "\ufeffteam,vacancy\r\nnorth,12.5%\r\nsouth,\r\n")
+	}))
+	defer srv.Close()
+	src, cfg := bearerCSVSource(t, srv.URL)
 	obs, err := src.Collect(t.Context(), kpi.RunInfo{Collector: "hr", At: time.Now(), Location: cfg.Location})
 	if err != nil {
 		t.Fatal(err)
@@ -415,31 +424,8 @@ func TestCredentialsNeverFollowARedirectToAnotherPort(t *testing.T) {
 		http.Redirect(w, r, other.URL+"/export.csv", http.StatusFound)
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	text := strings.NewReplacer("URL", srv.URL, "TOKEN", token).Replace(`
-kpis: [{name: vacancy_ratio, help: h, direction: lower_is_better, labels: [team]}]
-sources:
-  - {name: hr_api, type: http, base_url: URL, http_config: {authorization: {credentials_file: TOKEN}}}
-collectors:
-  - name: hr
-    source: hr_api
-    schedule: "@daily"
-    http: {url: /export.csv, format: csv}
-    metrics: [{kpi: vacancy_ratio, value_column: vacancy, percent: true, labels: {team: team}}]
-`)
-	cfg, err := config.Parse([]byte(text), filepath.Join(dir, "c.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := newSourceFor(cfg, &cfg.Collectors[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = src.Collect(t.Context(), kpi.RunInfo{Collector: "hr", At: time.Now(), Location: cfg.Location})
+	src, cfg := bearerCSVSource(t, srv.URL)
+	_, err := src.Collect(t.Context(), kpi.RunInfo{Collector: "hr", At: time.Now(), Location: cfg.Location})
 	if err == nil || !strings.Contains(err.Error(), "redirect") || !strings.Contains(err.Error(), "was refused") {
 		t.Errorf("Collect = %v, want the redirect refused", err)
 	}
