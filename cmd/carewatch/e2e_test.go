@@ -490,6 +490,28 @@ func writeConfig(t *testing.T, text string) string {
 	return f
 }
 
+// waitForFirstRuns waits for the collectors of an isolation test's
+// configuration (one healthy, one for each way a source fails) to finish
+// their first runs, checks that the healthy one alone succeeded, and
+// returns the metrics served then.
+func waitForFirstRuns(t *testing.T, in *instance) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams := in.waitFor(t, "every collector to finish its first run", 60*time.Second, func(f map[string]*dto.MetricFamily) bool {
+		for _, c := range []string{"healthy", "source_down", "query_errors", "query_times_out"} {
+			if math.IsNaN(collectorValue(f, "carewatch_collector_last_run_success", c)) {
+				return false
+			}
+		}
+		return true
+	})
+	for c, want := range map[string]float64{"healthy": 1, "source_down": 0, "query_errors": 0, "query_times_out": 0} {
+		if got := collectorValue(fams, "carewatch_collector_last_run_success", c); got != want {
+			t.Errorf("collector %s: last run success %v, want %v", c, got, want)
+		}
+	}
+	return fams
+}
+
 // isolationConfig has one healthy collector and three broken ones: a source
 // that is down, a query that errors, a query that times out.
 func isolationConfig(t *testing.T, downDSN string) string {
@@ -555,19 +577,7 @@ func TestABrokenSourceFailsOnlyItsOwnCollectorAndKeepsTheLastGoodValues(t *testi
 	l.Close()
 	in := startDaemon(t, isolationConfig(t, "postgres://carewatch@"+downAddr+"/cms?sslmode=disable"))
 
-	fams := in.waitFor(t, "every collector to finish its first run", 60*time.Second, func(f map[string]*dto.MetricFamily) bool {
-		for _, c := range []string{"healthy", "source_down", "query_errors", "query_times_out"} {
-			if math.IsNaN(collectorValue(f, "carewatch_collector_last_run_success", c)) {
-				return false
-			}
-		}
-		return true
-	})
-	for c, want := range map[string]float64{"healthy": 1, "source_down": 0, "query_errors": 0, "query_times_out": 0} {
-		if got := collectorValue(fams, "carewatch_collector_last_run_success", c); got != want {
-			t.Errorf("collector %s: last run success %v, want %v", c, got, want)
-		}
-	}
+	fams := waitForFirstRuns(t, in)
 	logs := in.logs.String()
 	for _, want := range []string{
 		`collector=source_down`, "connection refused",

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"math"
 	"net"
 	"strings"
 	"testing"
@@ -83,19 +82,7 @@ collectors:
     query: SELECT 'x' AS team, SLEEP(5) AS open
     metrics: [{kpi: children_open_cases, value_column: open, labels: {team: team}}]
 `))
-	fams := in.waitFor(t, "every collector to finish its first run", 60*time.Second, func(f map[string]*dto.MetricFamily) bool {
-		for _, c := range []string{"healthy", "source_down", "query_errors", "query_times_out"} {
-			if math.IsNaN(collectorValue(f, "carewatch_collector_last_run_success", c)) {
-				return false
-			}
-		}
-		return true
-	})
-	for c, want := range map[string]float64{"healthy": 1, "source_down": 0, "query_errors": 0, "query_times_out": 0} {
-		if got := collectorValue(fams, "carewatch_collector_last_run_success", c); got != want {
-			t.Errorf("collector %s: last run success %v, want %v", c, got, want)
-		}
-	}
+	fams := waitForFirstRuns(t, in)
 	logs := in.logs.String()
 	for _, want := range []string{"connection refused", "no_such_table' doesn't exist", "max_statement_time exceeded"} {
 		if !strings.Contains(logs, want) {
