@@ -277,14 +277,14 @@ func (c *compressor) splice(dst []byte, p part, old *chunk, from *kpiEntry, chan
 	for _, i := range changed {
 		n := 0
 		for ; next < i; next++ {
-			if hasLine(p.kind, &p.entry.series[next]) {
+			if hasLine(p.kind, p.entry.series.at(next)) {
 				n++
 			}
 		}
 		end := skip(n)
 		dst = append(dst, plain[pos:end]...)
 		pos = end
-		if hasLine(p.kind, &from.series[i]) {
+		if hasLine(p.kind, from.series.at(i)) {
 			pos = skip(1)
 		}
 		dst = p.text(dst, i, i+1)

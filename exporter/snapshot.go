@@ -92,7 +92,7 @@ type kpiEntry struct {
 	k *kpi.KPI
 	// series are sorted by label values taken in label name order, the
 	// order in which a prometheus.Registry sorts them.
-	series []kpi.SeriesState
+	series pagedSeries
 	// byName lists the positions of k.Labels in label name order.
 	byName []int
 	// thresholdOrder lists the threshold samples in registry order, each
@@ -167,6 +167,12 @@ func newCollectorDescs() collectorDescs {
 // state of the same series, and a second health record of the same
 // collector.
 func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.CollectorHealth) *Snapshot {
+	return newSnapshot(c, series, health, defaultPageShift)
+}
+
+// newSnapshot is NewSnapshot with the KPIs' series kept in pages of
+// 1<<pageShift states.
+func newSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.CollectorHealth, pageShift uint8) *Snapshot {
 	s := &Snapshot{collector: newCollectorDescs()}
 
 	byName := make(map[string]*kpiEntry, len(c))
@@ -181,6 +187,8 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 	// until the next collector run, and may hold 100,000 series.
 	owner := make([]*kpiEntry, len(series))
 	count := make(map[*kpiEntry]int, len(s.kpis))
+	// flat holds each entry's series until they are sorted and paged.
+	flat := make(map[*kpiEntry][]kpi.SeriesState, len(s.kpis))
 	total := 0
 	for i := range series {
 		st := &series[i]
@@ -202,7 +210,7 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 		total += len(st.Labels)
 	}
 	for e, n := range count {
-		e.series = make([]kpi.SeriesState, 0, n)
+		flat[e] = make([]kpi.SeriesState, 0, n)
 	}
 	labels := make([]string, 0, total)
 	for i, e := range owner {
@@ -214,11 +222,12 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 		labels = append(labels, st.Labels...)
 		st.Labels = labels[start:len(labels):len(labels)]
 		st.KPI = e.k
-		e.series = append(e.series, st)
+		flat[e] = append(flat[e], st)
 	}
 
 	// Sorting is most of the cost of a large snapshot, and each KPI's
 	// series sort alone: the KPIs are shared out between the cores.
+	sorted := make([][]kpi.SeriesState, len(s.kpis))
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
@@ -226,21 +235,23 @@ func NewSnapshot(c kpi.Catalogue, series []kpi.SeriesState, health []kpi.Collect
 	for range min(runtime.GOMAXPROCS(0), len(s.kpis)) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(s.kpis); i = int(next.Add(1)) - 1 {
-				s.kpis[i].sortSeries()
+				e := s.kpis[i]
+				sorted[i] = e.sortSeries(flat[e])
 			}
 		})
 	}
 	wg.Wait()
-	for _, e := range s.kpis {
-		e.series = slices.CompactFunc(e.series, func(a, b kpi.SeriesState) bool {
+	for i, e := range s.kpis {
+		series := slices.CompactFunc(sorted[i], func(a, b kpi.SeriesState) bool {
 			if slices.Equal(a.Labels, b.Labels) {
 				s.drop(fmt.Errorf("kpi %q: series %s: more than one state; the first is kept", e.k.Name, kpi.LabelString(e.k, b.Labels)))
 				return true
 			}
 			return false
 		})
+		e.series = paged(series, pageShift)
 		e.thresholdOrder = e.orderThresholds()
-		s.series += len(e.series)
+		s.series += e.series.len()
 	}
 
 	s.health = cleanHealth(health, s.problem)
@@ -317,32 +328,32 @@ func newKPIEntry(k *kpi.KPI) *kpiEntry {
 	}
 }
 
-// sortSeries sorts the series with compare, keeping the order of equal
-// ones. It sorts positions rather than the states themselves, which are
-// large, and does nothing to series already in order.
-func (e *kpiEntry) sortSeries() {
+// sortSeries returns series sorted with compare, keeping the order of
+// equal ones. It sorts positions rather than the states themselves, which
+// are large, and returns series themselves if already in order.
+func (e *kpiEntry) sortSeries(series []kpi.SeriesState) []kpi.SeriesState {
 	sorted := true
-	for i := 1; i < len(e.series) && sorted; i++ {
-		sorted = e.compareLabels(e.series[i-1].Labels, e.series[i].Labels) <= 0
+	for i := 1; i < len(series) && sorted; i++ {
+		sorted = e.compareLabels(series[i-1].Labels, series[i].Labels) <= 0
 	}
 	if sorted {
-		return
+		return series
 	}
-	order := make([]int32, len(e.series))
+	order := make([]int32, len(series))
 	for i := range order {
 		order[i] = int32(i)
 	}
 	slices.SortFunc(order, func(a, b int32) int {
-		if c := e.compareLabels(e.series[a].Labels, e.series[b].Labels); c != 0 {
+		if c := e.compareLabels(series[a].Labels, series[b].Labels); c != 0 {
 			return c
 		}
 		return cmp.Compare(a, b)
 	})
-	out := make([]kpi.SeriesState, len(e.series))
+	out := make([]kpi.SeriesState, len(series))
 	for i, j := range order {
-		out[i] = e.series[j]
+		out[i] = series[j]
 	}
-	e.series = out
+	return out
 }
 
 // compare orders series by label values, labels taken in name order.
@@ -378,18 +389,19 @@ func (e *kpiEntry) orderThresholds() []int32 {
 		return true
 	}
 	var order []int32
-	for lo := 0; lo < len(e.series); {
+	n := e.series.len()
+	for lo := 0; lo < n; {
 		hi := lo + 1
-		for hi < len(e.series) && samePrefix(&e.series[lo], &e.series[hi]) {
+		for hi < n && samePrefix(e.series.at(lo), e.series.at(hi)) {
 			hi++
 		}
 		for i := lo; i < hi; i++ {
-			if e.series[i].Thresholds.Amber.Set {
+			if e.series.at(i).Thresholds.Amber.Set {
 				order = append(order, int32(i)<<1)
 			}
 		}
 		for i := lo; i < hi; i++ {
-			if e.series[i].Thresholds.Red.Set {
+			if e.series.at(i).Thresholds.Red.Set {
 				order = append(order, int32(i)<<1|1)
 			}
 		}
@@ -538,7 +550,7 @@ func (s *Snapshot) families() []family {
 
 // part returns one of the entry's parts.
 func (e *kpiEntry) part(kind partKind) part {
-	p := part{entry: e, kind: kind, n: len(e.series)}
+	p := part{entry: e, kind: kind, n: e.series.len()}
 	switch kind {
 	case partValues:
 		p.emit, p.text = e.emitValues, e.textValues
@@ -586,7 +598,7 @@ func hasLine(kind partKind, st *kpi.SeriesState) bool {
 
 func (e *kpiEntry) emitValues(ch chan<- prometheus.Metric, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; hasLine(partValues, st) {
+		if st := e.series.at(i); hasLine(partValues, st) {
 			emit(ch, e.value, prometheus.GaugeValue, st.Value.V, st.Labels...)
 		}
 	}
@@ -594,7 +606,7 @@ func (e *kpiEntry) emitValues(ch chan<- prometheus.Metric, lo, hi int) {
 
 func (e *kpiEntry) emitStatus(ch chan<- prometheus.Metric, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; hasLine(partStatus, st) {
+		if st := e.series.at(i); hasLine(partStatus, st) {
 			emit(ch, e.status, prometheus.GaugeValue, st.Status.Number(), st.Labels...)
 		}
 	}
@@ -605,7 +617,7 @@ func (e *kpiEntry) emitBenchmarks(ch chan<- prometheus.Metric, lo, hi int) {
 		return
 	}
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; e.k.IsBenchmark(st.Labels) {
+		if st := e.series.at(i); e.k.IsBenchmark(st.Labels) {
 			emit(ch, e.benchmark, prometheus.GaugeValue, 1, st.Labels...)
 		}
 	}
@@ -613,7 +625,7 @@ func (e *kpiEntry) emitBenchmarks(ch chan<- prometheus.Metric, lo, hi int) {
 
 func (e *kpiEntry) emitThresholds(ch chan<- prometheus.Metric, lo, hi int) {
 	for _, o := range e.thresholdOrder[lo:hi] {
-		st := &e.series[o>>1]
+		st := e.series.at(int(o >> 1))
 		if o&1 == 0 {
 			emit(ch, e.amber, prometheus.GaugeValue, st.Thresholds.Amber.Value, st.Labels...)
 		} else {
@@ -624,7 +636,7 @@ func (e *kpiEntry) emitThresholds(ch chan<- prometheus.Metric, lo, hi int) {
 
 func (e *kpiEntry) emitPeriods(ch chan<- prometheus.Metric, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; hasLine(partPeriods, st) {
+		if st := e.series.at(i); hasLine(partPeriods, st) {
 			emit(ch, e.period, prometheus.GaugeValue, unixSeconds(st.Period), st.Labels...)
 		}
 	}

@@ -159,7 +159,7 @@ func newEntryText(k *kpi.KPI, help string) entryText {
 
 func (e *kpiEntry) textValues(buf []byte, lo, hi int) []byte {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; hasLine(partValues, st) {
+		if st := e.series.at(i); hasLine(partValues, st) {
 			buf = e.text.value.append(buf, st.Labels, st.Value.V)
 		}
 	}
@@ -168,7 +168,7 @@ func (e *kpiEntry) textValues(buf []byte, lo, hi int) []byte {
 
 func (e *kpiEntry) textStatus(buf []byte, lo, hi int) []byte {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; hasLine(partStatus, st) {
+		if st := e.series.at(i); hasLine(partStatus, st) {
 			buf = e.text.status.append(buf, st.Labels, st.Status.Number())
 		}
 	}
@@ -180,7 +180,7 @@ func (e *kpiEntry) textBenchmarks(buf []byte, lo, hi int) []byte {
 		return buf
 	}
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; e.k.IsBenchmark(st.Labels) {
+		if st := e.series.at(i); e.k.IsBenchmark(st.Labels) {
 			buf = e.text.benchmark.append(buf, st.Labels, 1)
 		}
 	}
@@ -189,7 +189,7 @@ func (e *kpiEntry) textBenchmarks(buf []byte, lo, hi int) []byte {
 
 func (e *kpiEntry) textThresholds(buf []byte, lo, hi int) []byte {
 	for _, o := range e.thresholdOrder[lo:hi] {
-		st := &e.series[o>>1]
+		st := e.series.at(int(o >> 1))
 		if o&1 == 0 {
 			buf = e.text.amber.append(buf, st.Labels, st.Thresholds.Amber.Value)
 		} else {
@@ -201,7 +201,7 @@ func (e *kpiEntry) textThresholds(buf []byte, lo, hi int) []byte {
 
 func (e *kpiEntry) textPeriods(buf []byte, lo, hi int) []byte {
 	for i := lo; i < hi; i++ {
-		if st := &e.series[i]; hasLine(partPeriods, st) {
+		if st := e.series.at(i); hasLine(partPeriods, st) {
 			buf = e.text.period.append(buf, st.Labels, unixSeconds(st.Period))
 		}
 	}

@@ -101,20 +101,21 @@ func (s *Snapshot) with(series []kpi.SeriesState, health []kpi.CollectorHealth) 
 		})
 		e, d := old.merge(upd)
 		n.kpis[j] = e
-		n.series += len(e.series) - len(old.series)
+		n.series += e.series.len() - old.series.len()
 		diffs[e] = d
 	}
 	return n, diffs
 }
 
 // merge returns a copy of e with upd (sorted, one state per series) in
-// place of the states of the same series, and what changed.
+// place of the states of the same series, and what changed. The copy
+// shares with e the pages of series that upd leaves as they are.
 func (e *kpiEntry) merge(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 	// A run usually writes series stored already: each is found by a
 	// binary search, and the entry's other series are not compared.
 	at := make([]int, len(upd))
 	for j := range upd {
-		i, found := slices.BinarySearchFunc(e.series, upd[j], e.compare)
+		i, found := e.series.search(upd[j].Labels, e.compareLabels)
 		if !found {
 			return e.mergeNew(upd)
 		}
@@ -122,14 +123,16 @@ func (e *kpiEntry) merge(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 	}
 	ne := *e
 	d := &entryDiff{old: e}
-	ne.series = slices.Clone(e.series)
+	w := newPageWriter(&e.series)
 	for j, p := range at {
-		if upd[j].Period.Before(e.series[p].Period) {
+		old := e.series.at(p)
+		if upd[j].Period.Before(old.Period) {
 			continue
 		}
-		d.note(p, &e.series[p], &upd[j])
-		ne.series[p] = upd[j]
+		d.note(p, old, &upd[j])
+		w.set(p, upd[j])
 	}
+	ne.series = w.p
 	if d.thresholds {
 		ne.thresholdOrder = ne.orderThresholds()
 	}
@@ -153,42 +156,43 @@ func (d *entryDiff) note(p int, o, u *kpi.SeriesState) {
 }
 
 // mergeNew is merge for updates that add series: positions move, so every
-// line may have.
+// line may have, and every page is new.
 func (e *kpiEntry) mergeNew(upd []kpi.SeriesState) (*kpiEntry, *entryDiff) {
 	ne := *e
 	d := &entryDiff{old: e}
-	out := make([]kpi.SeriesState, 0, len(e.series)+len(upd))
+	n := e.series.len()
+	out := make([]kpi.SeriesState, 0, n+len(upd))
 	i, j := 0, 0
-	for i < len(e.series) || j < len(upd) {
+	for i < n || j < len(upd) {
 		c := 0
 		switch {
 		case j == len(upd):
 			c = -1
-		case i == len(e.series):
+		case i == n:
 			c = 1
 		default:
-			c = e.compare(e.series[i], upd[j])
+			c = e.compareLabels(e.series.at(i).Labels, upd[j].Labels)
 		}
 		switch {
 		case c < 0:
-			out = append(out, e.series[i])
+			out = append(out, *e.series.at(i))
 			i++
 		case c > 0:
 			out = append(out, upd[j])
 			d.all = true
 			j++
-		case upd[j].Period.Before(e.series[i].Period):
-			out = append(out, e.series[i])
+		case upd[j].Period.Before(e.series.at(i).Period):
+			out = append(out, *e.series.at(i))
 			i++
 			j++
 		default:
-			d.note(len(out), &e.series[i], &upd[j])
+			d.note(len(out), e.series.at(i), &upd[j])
 			out = append(out, upd[j])
 			i++
 			j++
 		}
 	}
-	ne.series = out
+	ne.series = paged(out, e.series.shift)
 	if d.all || d.thresholds {
 		ne.thresholdOrder = ne.orderThresholds()
 	}

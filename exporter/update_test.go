@@ -115,7 +115,7 @@ func TestUpdateServesWhatAFullRebuildServes(t *testing.T) {
 		t.Run(fmt.Sprintf("chunks of %d", size), func(t *testing.T) {
 			e := exporter.New(nil)
 			e.SetPieceSize(size)
-			mustSet(t, e, base.snapshot())
+			mustSet(t, e, exporter.NewSnapshotPaged(base.cat, base.series, base.health, uint8(size%4)))
 			states := slices.Clone(base.series)
 			for _, run := range runs {
 				if err := e.Update(run.series, run.health); err != nil {
@@ -158,15 +158,30 @@ func TestUpdateOfStoredSeriesServesWhatAFullRebuildServes(t *testing.T) {
 			runs[r] = append(runs[r], state(wide, periods[rng.IntN(len(periods))], values[rng.IntN(len(values))], st.Labels...))
 		}
 	}
-	for _, size := range []int{1, 3, 8, 1000} {
-		t.Run(fmt.Sprintf("chunks of %d", size), func(t *testing.T) {
+	for _, c := range []struct{ size, pageShift int }{{1, 0}, {3, 1}, {8, 2}, {8, 3}, {1000, 6}} {
+		size := c.size
+		t.Run(fmt.Sprintf("chunks of %d, pages of %d", size, 1<<c.pageShift), func(t *testing.T) {
 			e := exporter.New(nil)
 			e.SetPieceSize(size)
-			mustSet(t, e, base.snapshot())
+			mustSet(t, e, exporter.NewSnapshotPaged(base.cat, base.series, base.health, uint8(c.pageShift)))
 			states := slices.Clone(base.series)
 			for r, run := range runs {
+				// The snapshot the run updates shares pages with the
+				// new one, and must go on collecting what it did.
+				before := e.Current()
+				var collected bytes.Buffer
+				if err := writeCollected(&collected, before); err != nil {
+					t.Fatal(err)
+				}
 				if err := e.Update(run, base.health); err != nil {
 					t.Fatalf("run %d: %v", r, err)
+				}
+				var again bytes.Buffer
+				if err := writeCollected(&again, before); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(again.Bytes(), collected.Bytes()) {
+					t.Fatalf("run %d: the update changed the snapshot it came from:\n%s\n--- before\n%s", r, again.Bytes(), collected.Bytes())
 				}
 				states = merge(states, run)
 				full := exporter.New(nil)
