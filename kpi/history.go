@@ -25,7 +25,12 @@ type SeriesHistory struct {
 // month (in Location), for at most Months of its most recent months with a
 // value, none after Until.
 type HistoryQuery struct {
-	KPIs     []string
+	KPIs []string
+	// Series, when set, narrows what is read: of a KPI it names, only the
+	// series that have every label value of one of its label sets (as
+	// KPI.Matches judges them; an empty set matches every series, no set
+	// none). A KPI it does not name is read whole.
+	Series   map[string][]map[string]string
 	Until    time.Time
 	Months   int
 	Location *time.Location
@@ -64,4 +69,8 @@ type Commentary interface {
 // HistoryReader reads stored values back by period.
 type HistoryReader interface {
 	MonthlyHistory(ctx context.Context, c Catalogue, q HistoryQuery) ([]SeriesHistory, error)
+	// LatestPeriod returns the latest period, at or after since and up to
+	// until, stored for any series of the KPIs whose labels are those of
+	// its KPI in c; the zero time when there is none.
+	LatestPeriod(ctx context.Context, c Catalogue, kpis []string, since, until time.Time) (time.Time, error)
 }

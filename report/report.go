@@ -124,16 +124,51 @@ type Fetch struct {
 	Comments []kpi.Comment
 }
 
-// Read runs the store queries a pack needs: the series' monthly history up
-// to the end of o.Month (or all of it), then the commentary of the pack's
-// month.
+// Series returns the series of each KPI that spec shows or compares with
+// (kpi.HistoryQuery.Series): those its items match, and the benchmark
+// series of each scope the pack reads. A KPI an item shows whole is left
+// out, to be read whole.
+func (s Spec) Series(cat kpi.Catalogue) map[string][]map[string]string {
+	whole := map[string]bool{}
+	sets := map[string][]map[string]string{}
+	for _, sec := range s.Sections {
+		for _, it := range sec.Items {
+			k := cat[it.KPI]
+			if k == nil {
+				continue
+			}
+			if len(it.Match) == 0 {
+				whole[k.Name] = true
+			} else {
+				sets[k.Name] = append(sets[k.Name], it.Match)
+			}
+			if b := it.Benchmark; b != nil {
+				name := cmp.Or(b.KPI, k.Name)
+				for _, scope := range []string{ScopeCouncil, ScopeNeighbour, ScopeRegion, ScopeEngland} {
+					sets[name] = append(sets[name], map[string]string{cmp.Or(b.ScopeLabel, DefaultScopeLabel): scope})
+				}
+			}
+		}
+	}
+	for name := range whole {
+		delete(sets, name)
+	}
+	return sets
+}
+
+// Read runs the store queries a pack needs: the monthly history up to the
+// end of o.Month (or all of it) of the series the pack shows or compares
+// with, the pack's month when o.Month is zero (the latest month any series
+// of its KPIs has a value for, shown or not), then the commentary of the
+// pack's month.
 func Read(ctx context.Context, st Store, cat kpi.Catalogue, spec Spec, o Options) (*Fetch, error) {
 	loc := location(o)
 	until := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	if !o.Month.IsZero() {
 		until = monthStart(o.Month, loc).AddDate(0, 1, 0).Add(-time.Nanosecond)
 	}
-	hist, err := st.MonthlyHistory(ctx, cat, kpi.HistoryQuery{KPIs: spec.KPINames(), Until: until, Months: Months, Location: loc})
+	names := spec.KPINames()
+	hist, err := st.MonthlyHistory(ctx, cat, kpi.HistoryQuery{KPIs: names, Series: spec.Series(cat), Until: until, Months: Months, Location: loc})
 	if err != nil {
 		return nil, fmt.Errorf("report: reading history: %w", err)
 	}
@@ -141,15 +176,28 @@ func Read(ctx context.Context, st Store, cat kpi.Catalogue, spec Spec, o Options
 	if !o.Month.IsZero() {
 		f.Month = monthStart(o.Month, loc)
 	} else {
+		var latest time.Time
 		for _, h := range hist {
-			if n := len(h.Points); n > 0 {
-				if m := monthStart(h.Points[n-1].Period, loc); m.After(f.Month) {
-					f.Month = m
-				}
+			if n := len(h.Points); n > 0 && h.Points[n-1].Period.After(latest) {
+				latest = h.Points[n-1].Period
 			}
 		}
-		if f.Month.IsZero() {
+		// A series the pack does not show may have a later month.
+		var since time.Time
+		if !latest.IsZero() {
+			since = monthStart(latest, loc).AddDate(0, 1, 0)
+		}
+		later, err := st.LatestPeriod(ctx, cat, names, since, until)
+		if err != nil {
+			return nil, fmt.Errorf("report: reading the latest month: %w", err)
+		}
+		if later.After(latest) {
+			latest = later
+		}
+		if latest.IsZero() {
 			f.Month = monthStart(cmp.Or(o.Now, time.Now()), loc)
+		} else {
+			f.Month = monthStart(latest, loc)
 		}
 	}
 	if f.Comments, err = st.Comments(ctx, kpi.CommentMonth(f.Month)); err != nil {

@@ -16,42 +16,18 @@ import (
 	"github.com/carewatch/carewatch/kpi"
 )
 
-// latestUpTo is the FROM and WHERE of the monthly histories' first
-// points: each series of the KPIs $1 with its latest period up to $2, as
-// o, by one probe of the primary key.
-const latestUpTo = `FROM series s
-				CROSS JOIN LATERAL (
-					SELECT period, value, run_id FROM observations
-					WHERE series_id = s.id AND period <= $2
-					ORDER BY period DESC LIMIT 1
-				) o
-				WHERE s.kpi = ANY($1::text[])`
-
 // rollupZone is the time zone of observations_monthly's calendar months
 // (migration 0011): MonthlyHistory reads the rollup for months in this zone.
 const rollupZone = "Europe/London"
 
-// monthlyPoints reads the points of MonthlyHistory's walk: the series, the
-// period, the value and when its run finished.
-const monthlyPoints = `
-	SELECT s.id, s.kpi, s.labels, w.period, w.value, runs.finished_at
-	FROM walk w
-	JOIN series s ON s.id = w.series_id
-	LEFT JOIN runs ON runs.id = w.run_id
-	ORDER BY w.series_id, w.period`
-
 // MonthlyHistory returns, for every stored series of q's KPIs whose labels
-// are those of its KPI in c, the value of the latest period of each
-// calendar month (in q.Location), for its q.Months most recent months with
-// a value up to q.Until, oldest first. Series are ordered by KPI, then
+// are those of its KPI in c and that q.Series selects, the value of the
+// latest period of each calendar month (in q.Location), for its q.Months
+// most recent months with a value up to q.Until, oldest first; a series
+// with no value up to q.Until is left out. Series are ordered by KPI, then
 // label values in the KPI's label order.
 func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.HistoryQuery) ([]kpi.SeriesHistory, error) {
-	var names []string
-	for _, n := range q.KPIs {
-		if c[n] != nil {
-			names = append(names, n)
-		}
-	}
+	names := catalogued(c, q.KPIs)
 	if len(names) == 0 || q.Months <= 0 {
 		return nil, nil
 	}
@@ -59,48 +35,55 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	if loc == nil {
 		loc = time.UTC
 	}
-	// The query reads hundreds of thousands of rows at a hub's size in
-	// short index ranges, and its estimated cost is far above
-	// jit_above_cost: compiling it took longer than running it.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.historyTx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
-		return nil, fmt.Errorf("store: monthly history: %w", err)
+	out, ids, err := selectSeries(ctx, tx, c, names, q.Series)
+	if err != nil || len(out) == 0 {
+		return nil, err
 	}
-	var rows *sql.Rows
-	if loc.String() == rollupZone {
-		// Each series' latest period up to Until, then its months before
-		// that period's month as the rollup serves them: a probe and two
-		// short ranges per series.
-		rows, err = tx.QueryContext(ctx, `
-			WITH latest AS (
-				SELECT s.id AS series_id, o.period, o.value, o.run_id
-				`+latestUpTo+`
-			), walk AS (
-				SELECT series_id, period, value, run_id FROM latest
-			UNION ALL
-				SELECT l.series_id, m.period, m.value, m.run_id
-				FROM latest l
-				CROSS JOIN LATERAL (
-					SELECT period, value, run_id FROM observations_monthly_of(l.series_id)
-					WHERE month < observations_month(l.period)
-					ORDER BY month DESC LIMIT $3 - 1
-				) m
+	at := make(map[int64]int, len(ids))
+	for i, id := range ids {
+		at[id] = i
+	}
+	add := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id          int64
+				p           kpi.Point
+				v           sql.NullFloat64
+				collectedAt sql.NullTime
 			)
-			`+monthlyPoints,
-			pq.Array(names), q.Until, q.Months)
+			if err := rows.Scan(&id, &p.Period, &v, &collectedAt); err != nil {
+				return err
+			}
+			p.Value = kpi.Value{V: v.Float64, Valid: v.Valid}
+			p.CollectedAt = collectedAt.Time
+			h := &out[at[id]]
+			h.Points = append(h.Points, p)
+		}
+		return rows.Err()
+	}
+	if loc.String() == rollupZone {
+		err = monthlyFromRollup(ctx, tx, ids, q, out, add)
 	} else {
 		// In another zone the months are not the rollup's: each series
 		// walks back month by month along the primary key, the latest
 		// period up to Until, then the latest before that period's month
 		// began, and so on: Months index probes per series.
+		var rows *sql.Rows
 		rows, err = tx.QueryContext(ctx, `
 			WITH RECURSIVE walk AS (
 				SELECT s.id AS series_id, o.period, o.value, o.run_id, 1 AS n
-				`+latestUpTo+`
+				FROM unnest($1::bigint[]) s(id)
+				CROSS JOIN LATERAL (
+					SELECT period, value, run_id FROM observations
+					WHERE series_id = s.id AND period <= $2
+					ORDER BY period DESC LIMIT 1
+				) o
 			UNION ALL
 				SELECT w.series_id, o.period, o.value, o.run_id, w.n + 1
 				FROM walk w
@@ -111,60 +94,263 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 				) o
 				WHERE w.n < $4
 			)
-			`+monthlyPoints,
-			pq.Array(names), q.Until, loc.String(), q.Months)
+			SELECT w.series_id, w.period, w.value, runs.finished_at
+			FROM walk w LEFT JOIN runs ON runs.id = w.run_id
+			ORDER BY w.series_id, w.period`,
+			pq.Array(ids), q.Until, loc.String(), q.Months)
+		if err == nil {
+			err = add(rows)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
 	}
+	return slices.DeleteFunc(out, func(h kpi.SeriesHistory) bool { return len(h.Points) == 0 }), nil
+}
+
+// monthlyFromRollup reads the months of the series ids (out[i] is ids[i]'s)
+// in Europe/London from the rollup, set by set rather than series by
+// series: the q.Months months up to the latest one with a value up to
+// q.Until (or the rollup's frontier) in one range scan of each index, then,
+// for the series with fewer months in that window, their months before it.
+func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.HistoryQuery, out []kpi.SeriesHistory, add func(*sql.Rows) error) error {
+	// The window ends with top: the month of Until or, when Until is
+	// later, the frontier's, after which nothing is stored. Its months
+	// before top are closed, so the rollup holds them whole; top's are
+	// read from observations, up to Until.
+	var top, low time.Time
+	err := tx.QueryRowContext(ctx, `
+		SELECT t.top, ((t.top AT TIME ZONE 'Europe/London') - ($2 - 1) * interval '1 month') AT TIME ZONE 'Europe/London'
+		FROM (
+			SELECT least(month, observations_month($1)) AS top
+			FROM observations_monthly_frontier WHERE month > '-infinity'
+		) t`, q.Until, q.Months).Scan(&top, &low)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Nothing is stored.
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `
+		SELECT m.series_id, m.period, m.value, runs.finished_at
+		FROM (
+			SELECT series_id, period, value, run_id FROM observations_monthly
+			WHERE series_id = ANY($1::bigint[]) AND month >= $3 AND month < $4
+		UNION ALL
+			SELECT * FROM (
+				SELECT DISTINCT ON (series_id, observations_month(period)) series_id, period, value, run_id
+				FROM observations
+				WHERE series_id = ANY($1::bigint[]) AND period >= $4 AND period <= $2
+				ORDER BY series_id, observations_month(period), period DESC
+			) top
+		) m
+		LEFT JOIN runs ON runs.id = m.run_id
+		ORDER BY m.series_id, m.period`,
+		pq.Array(ids), q.Until, low, top)
+	if err != nil {
+		return err
+	}
+	if err := add(rows); err != nil {
+		return err
+	}
+	// A series with a month without values in the window, or none after
+	// it, has its latest months before it in the rollup: the window is
+	// where its latest values are only for a series that keeps up.
+	var short []int64
+	var missing []int
+	for i, h := range out {
+		if n := len(h.Points); n < q.Months {
+			short = append(short, ids[i])
+			missing = append(missing, q.Months-n)
+		}
+	}
+	if len(short) == 0 {
+		return nil
+	}
+	window := make([][]kpi.Point, len(out))
+	for i := range out {
+		window[i], out[i].Points = out[i].Points, nil
+	}
+	rows, err = tx.QueryContext(ctx, `
+		SELECT l.id, m.period, m.value, runs.finished_at
+		FROM unnest($1::bigint[], $2::int[]) l(id, n)
+		CROSS JOIN LATERAL (
+			SELECT period, value, run_id FROM observations_monthly
+			WHERE series_id = l.id AND month < $3
+			ORDER BY month DESC LIMIT l.n
+		) m
+		LEFT JOIN runs ON runs.id = m.run_id
+		ORDER BY l.id, m.period`,
+		pq.Array(short), pq.Array(missing), low)
+	if err != nil {
+		return err
+	}
+	if err := add(rows); err != nil {
+		return err
+	}
+	for i := range out {
+		out[i].Points = append(out[i].Points, window[i]...)
+	}
+	return nil
+}
+
+// LatestPeriod returns the latest period, at or after since and up to
+// until, stored for any series of kpis whose labels are those of its KPI
+// in c; the zero time when there is none. When since is past the month of
+// the latest period stored (the rollup's frontier) it reads nothing else;
+// otherwise it probes each series' latest period.
+func (s *Store) LatestPeriod(ctx context.Context, c kpi.Catalogue, kpis []string, since, until time.Time) (time.Time, error) {
+	var latest time.Time
+	names := catalogued(c, kpis)
+	if len(names) == 0 {
+		return latest, nil
+	}
+	tx, err := s.historyTx(ctx)
+	if err != nil {
+		return latest, fmt.Errorf("store: latest period: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, `
+		SELECT s.kpi, s.labels, o.period
+		FROM series s
+		CROSS JOIN LATERAL (
+			SELECT period FROM observations
+			WHERE series_id = s.id AND period <= $3
+			ORDER BY period DESC LIMIT 1
+		) o
+		WHERE s.kpi = ANY($1::text[]) AND o.period >= $2
+		  AND $2 < (SELECT observations_month_end(month) FROM observations_monthly_frontier)`,
+		pq.Array(names), since, until)
+	if err != nil {
+		return latest, fmt.Errorf("store: latest period: %w", err)
+	}
 	defer rows.Close()
-	var (
-		out    []kpi.SeriesHistory
-		lastID int64 = -1
-		skip   bool
-		labels map[string]string
-	)
 	for rows.Next() {
 		var (
-			id          int64
-			name        string
-			labelsDoc   []byte
-			p           kpi.Point
-			v           sql.NullFloat64
-			collectedAt sql.NullTime
+			name   string
+			doc    []byte
+			period time.Time
+			labels map[string]string
 		)
-		if err := rows.Scan(&id, &name, &labelsDoc, &p.Period, &v, &collectedAt); err != nil {
-			return nil, fmt.Errorf("store: monthly history: %w", err)
+		if err := rows.Scan(&name, &doc, &period); err != nil {
+			return latest, fmt.Errorf("store: latest period: %w", err)
 		}
-		if id != lastID {
-			lastID, skip = id, true
-			k := c[name]
-			clear(labels)
-			if err := json.Unmarshal(labelsDoc, &labels); err != nil {
-				return nil, fmt.Errorf("store: monthly history: series %d: labels: %w", id, err)
-			}
-			if values, ok := alignLabels(k, labels); ok {
-				skip = false
-				out = append(out, kpi.SeriesHistory{KPI: k, Labels: values})
-			}
-		}
-		if skip {
+		if !period.After(latest) {
 			continue
 		}
-		p.Value = kpi.Value{V: v.Float64, Valid: v.Valid}
-		p.CollectedAt = collectedAt.Time
-		h := &out[len(out)-1]
-		h.Points = append(h.Points, p)
+		if err := json.Unmarshal(doc, &labels); err != nil {
+			return latest, fmt.Errorf("store: latest period: labels: %w", err)
+		}
+		if _, ok := alignLabels(c[name], labels); ok {
+			latest = period
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: monthly history: %w", err)
+		return latest, fmt.Errorf("store: latest period: %w", err)
 	}
-	// Sorting a few thousand series here costs less than sorting their
-	// points by jsonb label sets in the query.
-	slices.SortFunc(out, func(a, b kpi.SeriesHistory) int {
-		return cmp.Or(cmp.Compare(a.KPI.Name, b.KPI.Name), slices.Compare(a.Labels, b.Labels))
+	return latest, nil
+}
+
+// catalogued returns the names of kpis that c defines.
+func catalogued(c kpi.Catalogue, kpis []string) []string {
+	var names []string
+	for _, n := range kpis {
+		if c[n] != nil {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// historyTx begins the read-only transaction the history queries run in:
+// one snapshot for their several statements, and no JIT compilation. They
+// read thousands of rows in short index ranges, and their estimated cost
+// is far above jit_above_cost: compiling them took longer than running
+// them.
+func (s *Store) historyTx(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
+// selectSeries returns the series of the KPIs names whose labels are those
+// of their KPI in c and that series selects (kpi.HistoryQuery.Series),
+// without points, ordered by KPI and label values, and their IDs in the
+// same order. The label sets are matched by PostgreSQL (jsonb containment:
+// for labels aligned with the KPI's, what KPI.Matches decides), so that
+// the series left out are never read.
+func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []string, series map[string][]map[string]string) ([]kpi.SeriesHistory, []int64, error) {
+	var kpis, matches []string
+	for _, n := range names {
+		sets, narrowed := series[n]
+		if !narrowed {
+			sets = []map[string]string{{}}
+		}
+		for _, m := range sets {
+			if m == nil {
+				m = map[string]string{}
+			}
+			doc, err := json.Marshal(m)
+			if err != nil {
+				return nil, nil, fmt.Errorf("store: monthly history: series of %s: %w", n, err)
+			}
+			kpis, matches = append(kpis, n), append(matches, string(doc))
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `
+		SELECT s.id, s.kpi, s.labels FROM series s
+		WHERE s.kpi = ANY($1::text[])
+		  AND EXISTS (
+			SELECT FROM unnest($1::text[], $2::jsonb[]) m(kpi, labels)
+			WHERE m.kpi = s.kpi AND s.labels @> m.labels
+		  )`, pq.Array(kpis), pq.Array(matches))
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: monthly history: %w", err)
+	}
+	defer rows.Close()
+	type found struct {
+		id int64
+		h  kpi.SeriesHistory
+	}
+	var all []found
+	var labels map[string]string
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+			doc  []byte
+		)
+		if err := rows.Scan(&id, &name, &doc); err != nil {
+			return nil, nil, fmt.Errorf("store: monthly history: %w", err)
+		}
+		clear(labels)
+		if err := json.Unmarshal(doc, &labels); err != nil {
+			return nil, nil, fmt.Errorf("store: monthly history: series %d: labels: %w", id, err)
+		}
+		k := c[name]
+		if values, ok := alignLabels(k, labels); ok {
+			all = append(all, found{id, kpi.SeriesHistory{KPI: k, Labels: values}})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store: monthly history: %w", err)
+	}
+	slices.SortFunc(all, func(a, b found) int {
+		return cmp.Or(cmp.Compare(a.h.KPI.Name, b.h.KPI.Name), slices.Compare(a.h.Labels, b.h.Labels))
 	})
-	return out, nil
+	out := make([]kpi.SeriesHistory, len(all))
+	ids := make([]int64, len(all))
+	for i, f := range all {
+		out[i], ids[i] = f.h, f.id
+	}
+	return out, ids, nil
 }
 
 // SaveComment stores an officer's comment. Nothing is overwritten: the

@@ -131,16 +131,19 @@ func assertMonthlyHistoryFromRollup(t *testing.T, s *store.Store, k *kpi.KPI, lo
 		time.Date(2026, 5, 31, 0, 0, 0, 0, london),
 		time.Date(2026, 4, 15, 12, 0, 0, 0, london),
 		time.Date(2026, 3, 1, 0, 0, 0, 0, london),
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
 	} {
-		var got [2][]kpi.SeriesHistory
-		for i, loc := range []*time.Location{london, gb} {
-			got[i], err = s.MonthlyHistory(context.Background(), cat, kpi.HistoryQuery{KPIs: []string{k.Name}, Until: until, Months: 3, Location: loc})
-			if err != nil {
-				t.Fatal(err)
+		for _, months := range []int{1, 3, 13} {
+			var got [2][]kpi.SeriesHistory
+			for i, loc := range []*time.Location{london, gb} {
+				got[i], err = s.MonthlyHistory(context.Background(), cat, kpi.HistoryQuery{KPIs: []string{k.Name}, Until: until, Months: months, Location: loc})
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if len(got[0]) != 3 || !reflect.DeepEqual(got[0], got[1]) {
-			t.Errorf("until %s: from the rollup %+v, from observations %+v", until, got[0], got[1])
+			if len(got[0]) != 3 || !reflect.DeepEqual(got[0], got[1]) {
+				t.Errorf("until %s, %d months: from the rollup %+v, from observations %+v", until, months, got[0], got[1])
+			}
 		}
 	}
 }
