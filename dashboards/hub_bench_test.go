@@ -13,6 +13,7 @@ import (
 
 	"github.com/carewatch/carewatch/config"
 	"github.com/carewatch/carewatch/kpi"
+	"github.com/carewatch/carewatch/report"
 	"github.com/carewatch/carewatch/store"
 )
 
@@ -107,9 +108,29 @@ func BenchmarkHubHistory(b *testing.B) {
 		measureQuery(b, name, func() (int, error) { return countRows(ctx, grafana, s) })
 	}
 
-	pack := kpi.HistoryQuery{KPIs: cfg.Catalogue.Names(), Until: hub.today, Months: 13, Location: time.UTC}
-	measureQuery(b, "history/pack_monthly", func() (int, error) {
-		h, err := st.MonthlyHistory(ctx, cfg.Catalogue, pack)
+	// The pack of one borough, as the hub builds it for that council: its
+	// own series and the benchmark series it is compared with, its month
+	// the latest any series has (the daemon's /report without ?period=).
+	for _, pack := range []struct {
+		name string
+		spec report.Spec
+	}{
+		{"history/pack_borough", hub.boroughPack(cfg.Catalogue, 7, false)},
+		{"history/pack_borough_every_team", hub.boroughPack(cfg.Catalogue, 7, true)},
+	} {
+		measureQuery(b, pack.name, func() (int, error) {
+			f, err := report.Read(ctx, st, cfg.Catalogue, pack.spec, report.Options{Location: cfg.Location, Now: hub.today})
+			if err != nil {
+				return 0, err
+			}
+			return len(f.History), nil
+		})
+	}
+	// Not a pack anyone builds: every series of every KPI of the hub at
+	// once, the months a pack would show of each.
+	all := kpi.HistoryQuery{KPIs: cfg.Catalogue.Names(), Until: hub.today, Months: report.Months, Location: cfg.Location}
+	measureQuery(b, "history/all_series_monthly", func() (int, error) {
+		h, err := st.MonthlyHistory(ctx, cfg.Catalogue, all)
 		return len(h), err
 	})
 	caseload := cfg.Catalogue["children_sw_caseload_average"]
@@ -251,6 +272,36 @@ func (h *hub) boroughTeams(b int) []string {
 		out = append(out, fmt.Sprintf("%s Team %02d", hubAuthority(b), t))
 	}
 	return out
+}
+
+// boroughPack is the KPI pack of borough b: each DfE KPI's row of the
+// borough with its benchmark (the neighbours, region and England among the
+// 153 authorities), and each team KPI for the borough's first team, which
+// stands for the council-wide series (team "all") a council's own pack
+// shows: the hub's team series carry no borough label to match. With
+// everyTeam, each team KPI is shown for each of the borough's 65 teams,
+// an item per team.
+func (h *hub) boroughPack(c kpi.Catalogue, b int, everyTeam bool) report.Spec {
+	spec := report.Spec{Title: "KPI pack", Council: hubAuthorityName(b)}
+	var teams, dfe report.Section
+	for _, name := range c.Names() {
+		k := c[name]
+		switch {
+		case k.LabelIndex("team") >= 0:
+			shown := h.boroughTeams(b)
+			if !everyTeam {
+				shown = shown[:1]
+			}
+			for _, team := range shown {
+				teams.Items = append(teams.Items, report.Item{KPI: name, Match: map[string]string{"team": team}})
+			}
+		case k.LabelIndex("la_code") >= 0:
+			dfe.Items = append(dfe.Items, report.Item{KPI: name, Match: map[string]string{"la_code": hubAuthority(b)},
+				Benchmark: &report.Benchmark{ScopeLabel: "scope", NameLabel: "la_name"}})
+		}
+	}
+	spec.Sections = append(spec.Sections, teams, dfe)
+	return spec
 }
 
 func (h *hub) period(day int) time.Time { return h.today.AddDate(0, 0, day-h.days+1) }
