@@ -75,31 +75,40 @@ func (m *idMap[V]) set(ids []int64, vals []V) {
 	if len(ids) == 0 {
 		return
 	}
-	type pair struct {
-		id int64
-		v  V
+	if !slices.IsSorted(ids) {
+		// Sorted, a copy: the caller's slices stay as they are.
+		type pair struct {
+			id int64
+			v  V
+		}
+		add := make([]pair, len(ids))
+		for i := range ids {
+			add[i] = pair{ids[i], vals[i]}
+		}
+		slices.SortStableFunc(add, func(a, b pair) int { return cmp.Compare(a.id, b.id) })
+		ids, vals = make([]int64, len(add)), make([]V, len(add))
+		for i, p := range add {
+			ids[i], vals[i] = p.id, p.v
+		}
 	}
-	add := make([]pair, len(ids))
-	for i := range ids {
-		add[i] = pair{ids[i], vals[i]}
-	}
-	slices.SortStableFunc(add, func(a, b pair) int { return cmp.Compare(a.id, b.id) })
-	outIDs := make([]int64, 0, len(m.ids)+len(add))
-	outVals := make([]V, 0, len(m.ids)+len(add))
+	// A run's new series come sorted already, a million at a time: sorting
+	// them again would cost more than the merge.
+	outIDs := make([]int64, 0, len(m.ids)+len(ids))
+	outVals := make([]V, 0, len(m.ids)+len(ids))
 	i := 0
-	for k := 0; k < len(add); k++ {
+	for k := range ids {
 		// The last value given for an ID wins.
-		if k+1 < len(add) && add[k+1].id == add[k].id {
+		if k+1 < len(ids) && ids[k+1] == ids[k] {
 			continue
 		}
-		for i < len(m.ids) && m.ids[i] < add[k].id {
+		for i < len(m.ids) && m.ids[i] < ids[k] {
 			outIDs, outVals = append(outIDs, m.ids[i]), append(outVals, m.vals[i])
 			i++
 		}
-		if i < len(m.ids) && m.ids[i] == add[k].id {
+		if i < len(m.ids) && m.ids[i] == ids[k] {
 			i++
 		}
-		outIDs, outVals = append(outIDs, add[k].id), append(outVals, add[k].v)
+		outIDs, outVals = append(outIDs, ids[k]), append(outVals, vals[k])
 	}
 	outIDs, outVals = append(outIDs, m.ids[i:]...), append(outVals, m.vals[i:]...)
 	m.ids, m.vals = outIDs, outVals

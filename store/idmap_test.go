@@ -22,6 +22,24 @@ func TestIDMap(t *testing.T) {
 			t.Errorf("ids %v vals %v", m.ids, m.vals)
 		}
 	})
+	t.Run("set takes sorted IDs as they come, the last value of a repeated one", func(t *testing.T) {
+		var n idMap[string]
+		n.set([]int64{10, 30}, []string{"ten", "thirty"})
+		ids, vals := []int64{5, 10, 10, 20, 40}, []string{"five", "ten?", "TEN", "twenty", "forty"}
+		n.set(ids, vals)
+		if !slices.Equal(n.ids, []int64{5, 10, 20, 30, 40}) ||
+			!slices.Equal(n.vals, []string{"five", "TEN", "twenty", "thirty", "forty"}) {
+			t.Errorf("ids %v vals %v", n.ids, n.vals)
+		}
+		unsorted := []int64{40, 5}
+		n.set(unsorted, []string{"FORTY", "FIVE"})
+		if !slices.Equal(unsorted, []int64{40, 5}) {
+			t.Errorf("set reordered its argument: %v", unsorted)
+		}
+		if v, _ := n.get(40); v != "FORTY" {
+			t.Errorf("get(40) = %q", v)
+		}
+	})
 	t.Run("get finds held IDs only", func(t *testing.T) {
 		if v, ok := m.get(25); !ok || v != "twenty-five" {
 			t.Errorf("get(25) = %q, %v", v, ok)

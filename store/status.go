@@ -77,7 +77,7 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	if err := s.followStatusEvents(ctx, tx); err != nil {
 		return nil, nil, fmt.Errorf("reading status events: %w", err)
 	}
-	rec := &statusRecord{set: make(map[int64]kpi.Status)}
+	rec := &statusRecord{}
 	var changes []kpi.StatusChange
 	first, rest := splitCandidates(cands, created)
 	if len(first) > 0 {
@@ -90,6 +90,8 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 			rest = cands
 		}
 	}
+	// The first statuses come sorted.
+	sorted := len(changes)
 	if len(rest) > 0 {
 		byID, changed, err := s.changedStatuses(ctx, tx, rest)
 		if err != nil {
@@ -111,13 +113,32 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 	if len(changes) == 0 {
 		return nil, nil, nil
 	}
-	slices.SortFunc(changes, func(a, b kpi.StatusChange) int {
+	if sorted < len(changes) {
+		changes = sortChanges(changes)
+	}
+	return changes, rec, nil
+}
+
+// sortChanges returns changes in the order of RunResult.StatusChanges: by
+// KPI name, then label values. It sorts their indexes and then moves each
+// change once: a first run's million changes are large to move about.
+func sortChanges(changes []kpi.StatusChange) []kpi.StatusChange {
+	order := make([]int32, len(changes))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &changes[i], &changes[j]
 		if c := strings.Compare(a.KPI.Name, b.KPI.Name); c != 0 {
 			return c
 		}
 		return slices.Compare(a.Labels, b.Labels)
 	})
-	return changes, rec, nil
+	out := make([]kpi.StatusChange, len(changes))
+	for i, j := range order {
+		out[i] = changes[j]
+	}
+	return out
 }
 
 // splitCandidates splits cands into those of the series created (both
@@ -144,8 +165,9 @@ func splitCandidates(cands []candidate, created []int64) (first, rest []candidat
 // stored (cands, ascending), copying the rows straight into series_status
 // and status_events: such a series has no stored status to compare with or
 // give a reason against, and its latest period is the run's. It returns
-// the changes, and records them in rec; or nil, having rolled back to its
-// savepoint, if a status is stored already for one of them.
+// the changes, sorted (see sortChanges), and records them in rec; or nil,
+// having rolled back to its savepoint, if a status is stored already for
+// one of them.
 func copyFirstStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, cands []candidate, runID int64, now time.Time, rec *statusRecord) ([]kpi.StatusChange, error) {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT copy_statuses`); err != nil {
 		return nil, err
@@ -184,6 +206,15 @@ func copyFirstStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, cands []can
 		}
 		return nil, nil
 	}
+	// The changes are sorted while the server stores the events: the
+	// client has little else to do then.
+	sorted := make(chan []kpi.StatusChange, 1)
+	go func() { sorted <- sortChanges(changes) }()
+	defer func() {
+		if sorted != nil {
+			<-sorted
+		}
+	}()
 	err = copyIn(ctx, tx, "status_events", []string{"series_id", "at", "from_status", "to_status", "period", "value", "amber", "red", "run_id", "reason"}, len(cands), func(buf []byte, i int) []byte {
 		c := &cands[i]
 		buf = append(enc.int(buf, c.id), '\t')
@@ -203,9 +234,10 @@ func copyFirstStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, cands []can
 		return nil, err
 	}
 	for i := range cands {
-		rec.set[cands[i].id] = cands[i].status
+		rec.add(cands[i].id, cands[i].status)
 	}
 	rec.last = max(rec.last, last)
+	changes, sorted = <-sorted, nil
 	return changes, nil
 }
 
@@ -309,7 +341,7 @@ func recordStatusChanges(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[
 		if err != nil {
 			return nil, fmt.Errorf("recording status changes: %w", err)
 		}
-		rec.set[id] = c.status
+		rec.add(id, c.status)
 		rec.last = max(rec.last, event)
 		o := &b.obs[c.obs]
 		_, th := o.KPI.Evaluate(o.Labels, o.Period, stored(o.Value))
@@ -374,10 +406,15 @@ func statusReasons(ctx context.Context, tx *sqlx.Conn, b *batch, byID map[int64]
 }
 
 // statusRecord is what a transaction wrote to status_events: the stored
-// series' new statuses and the last event's ID.
+// series' new statuses, one each, and the last event's ID.
 type statusRecord struct {
-	set  map[int64]kpi.Status
+	ids  []int64
+	vals []kpi.Status
 	last int64
+}
+
+func (r *statusRecord) add(id int64, st kpi.Status) {
+	r.ids, r.vals = append(r.ids, id), append(r.vals, st)
 }
 
 // applyStatusRecord brings s.statuses up to date with the changes a
@@ -385,14 +422,25 @@ type statusRecord struct {
 // transaction took statusLockKey: no other writer's events can lie between
 // statusSeen and the record's.
 func (s *Store) applyStatusRecord(rec *statusRecord) {
-	if rec == nil || len(rec.set) == 0 {
+	if rec == nil || len(rec.ids) == 0 {
 		return
 	}
 	var ids []int64
 	var vals []kpi.Status
-	for id, st := range rec.set {
-		if !s.statuses.update(id, st) {
-			ids, vals = append(ids, id), append(vals, st)
+	if slices.IsSorted(rec.ids) {
+		// A first run's million new statuses: one merge with memory.
+		s.statuses.join(rec.ids, func(i int, _ kpi.Status, ok bool) {
+			if ok {
+				s.statuses.update(rec.ids[i], rec.vals[i])
+			} else {
+				ids, vals = append(ids, rec.ids[i]), append(vals, rec.vals[i])
+			}
+		})
+	} else {
+		for i, id := range rec.ids {
+			if !s.statuses.update(id, rec.vals[i]) {
+				ids, vals = append(ids, id), append(vals, rec.vals[i])
+			}
 		}
 	}
 	s.statuses.set(ids, vals)
