@@ -92,35 +92,50 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 	if and != "" {
 		args = append(args, arg)
 	}
+	// The values and the times of their runs are read in one snapshot, by
+	// two queries: a million series' values come from a few runs, and
+	// joining each row to its run would send and parse a million copies of
+	// a few timestamps.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, fmt.Errorf("store: latest values: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var states []kpi.SeriesState
+	if and == "" {
+		// The planner's estimate of the series stored: growing the slice
+		// of a million states as they come would copy them several times.
+		var estimate float64
+		if err := tx.QueryRowContext(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'series'::regclass`).Scan(&estimate); err != nil {
+			return nil, fmt.Errorf("store: latest values: %w", err)
+		}
+		states = make([]kpi.SeriesState, 0, int(min(max(estimate, 0), maxStatesEstimate)))
+	}
 	// The lateral subquery reads one row per series backwards along the
 	// primary key, however long the history.
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT s.id, s.kpi, s.labels, o.period, o.value, o.run_id, r.finished_at
+	rows, err := tx.QueryContext(ctx, `
+		SELECT s.kpi, s.labels, o.period, o.value, o.run_id
 		FROM series s
 		CROSS JOIN LATERAL (
 			SELECT period, value, run_id FROM observations
 			WHERE series_id = s.id ORDER BY period DESC LIMIT 1
 		) o
-		LEFT JOIN runs r ON r.id = o.run_id
 		WHERE s.kpi = ANY($1::text[]) `+and, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: latest values: %w", err)
 	}
 	defer rows.Close()
-	var states []kpi.SeriesState
 	labels := newLabelReader()
 	now := s.now()
 	for rows.Next() {
 		var (
-			id          int64
-			name        string
-			labelsDoc   sql.RawBytes // read before the next row
-			period      time.Time
-			v           sql.NullFloat64
-			runID       int64
-			collectedAt sql.NullTime
+			name      string
+			labelsDoc sql.RawBytes // read before the next row
+			period    time.Time
+			v         sql.NullFloat64
+			runID     int64
 		)
-		if err := rows.Scan(&id, &name, &labelsDoc, &period, &v, &runID, &collectedAt); err != nil {
+		if err := rows.Scan(&name, &labelsDoc, &period, &v, &runID); err != nil {
 			return nil, fmt.Errorf("store: latest values: %w", err)
 		}
 		k := c[name]
@@ -129,19 +144,65 @@ func (s *Store) latest(ctx context.Context, c kpi.Catalogue, and string, arg any
 		}
 		values, ok, err := labels.values(k, labelsDoc)
 		if err != nil {
-			return nil, fmt.Errorf("store: latest values: series %d: %w", id, err)
+			return nil, fmt.Errorf("store: latest values: kpi %q: series %s: %w", name, labelsDoc, err)
 		}
 		if !ok {
 			s.logger.Debug("series left out: its labels are not those of its KPI",
-				"kpi", name, "series", id, "labels", string(labelsDoc), "kpi_labels", k.Labels)
+				"kpi", name, "labels", string(labelsDoc), "kpi_labels", k.Labels)
 			continue
 		}
-		states = append(states, seriesState(k, values, period, kpi.Value{V: v.Float64, Valid: v.Valid}, now, runID, collectedAt.Time))
+		// The time of collection is the run's, filled in below.
+		states = append(states, seriesState(k, values, period, kpi.Value{V: v.Float64, Valid: v.Valid}, now, runID, time.Time{}))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: latest values: %w", err)
 	}
+	if err := runTimes(ctx, tx, states); err != nil {
+		return nil, fmt.Errorf("store: latest values: %w", err)
+	}
 	return states, nil
+}
+
+// maxStatesEstimate bounds the states allocated ahead on the planner's
+// estimate, should its statistics be far off.
+const maxStatesEstimate = 10_000_000
+
+// runTimes sets the time of collection of every state: when its run
+// finished, or zero if the run's record is gone.
+func runTimes(ctx context.Context, tx *sql.Tx, states []kpi.SeriesState) error {
+	finished := make(map[int64]time.Time)
+	var ids []int64
+	for i := range states {
+		if _, ok := finished[states[i].RunID]; !ok {
+			finished[states[i].RunID] = time.Time{}
+			ids = append(ids, states[i].RunID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, finished_at FROM runs WHERE id = ANY($1::bigint[])`, pq.Array(ids))
+	if err != nil {
+		return fmt.Errorf("runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id int64
+			at time.Time
+		)
+		if err := rows.Scan(&id, &at); err != nil {
+			return fmt.Errorf("runs: %w", err)
+		}
+		finished[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("runs: %w", err)
+	}
+	for i := range states {
+		states[i].CollectedAt = finished[states[i].RunID]
+	}
+	return nil
 }
 
 // alignLabels returns the values of labels in the order of k.Labels, or
