@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -283,15 +284,22 @@ func (s *Store) historyTx(ctx context.Context) (*sql.Tx, error) {
 // selectSeries returns the series of the KPIs names whose labels are those
 // of their KPI in c and that series selects (kpi.HistoryQuery.Series),
 // without points, ordered by KPI and label values, and their IDs in the
-// same order. The label sets are matched by PostgreSQL (jsonb containment:
-// for labels aligned with the KPI's, what KPI.Matches decides), so that
-// the series left out are never read.
+// same order.
+//
+// PostgreSQL matches the label sets, so that the series left out are never
+// read: a series is looked up among its KPI's label sets by the value of
+// one label (each set's first, in name order), in a hash table, then must
+// contain the whole set (jsonb containment, which for labels aligned with
+// the KPI's is what KPI.Matches decides). So it costs one look-up per
+// series and label used, however many sets there are: a pack of 65 teams
+// matched one by one reads each series' team once.
 func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []string, series map[string][]map[string]string) ([]kpi.SeriesHistory, []int64, error) {
-	var kpis, matches []string
+	var probeKPIs, probeKeys, kpis, keys, values, docs []string
+	probed := map[[2]string]bool{}
 	for _, n := range names {
 		sets, narrowed := series[n]
 		if !narrowed {
-			sets = []map[string]string{{}}
+			sets = []map[string]string{nil}
 		}
 		for _, m := range sets {
 			if m == nil {
@@ -301,16 +309,31 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 			if err != nil {
 				return nil, nil, fmt.Errorf("store: monthly history: series of %s: %w", n, err)
 			}
-			kpis, matches = append(kpis, n), append(matches, string(doc))
+			// The empty set is looked up by the empty label name: no
+			// series has it, so every series finds it.
+			key := ""
+			if len(m) > 0 {
+				key = slices.Sorted(maps.Keys(m))[0]
+			}
+			if !probed[[2]string{n, key}] {
+				probed[[2]string{n, key}] = true
+				probeKPIs, probeKeys = append(probeKPIs, n), append(probeKeys, key)
+			}
+			kpis, keys, values, docs = append(kpis, n), append(keys, key), append(values, m[key]), append(docs, string(doc))
 		}
 	}
 	rows, err := tx.QueryContext(ctx, `
-		SELECT s.id, s.kpi, s.labels FROM series s
-		WHERE s.kpi = ANY($1::text[])
-		  AND EXISTS (
-			SELECT FROM unnest($1::text[], $2::jsonb[]) m(kpi, labels)
-			WHERE m.kpi = s.kpi AND s.labels @> m.labels
-		  )`, pq.Array(kpis), pq.Array(matches))
+		WITH probe AS MATERIALIZED (
+			SELECT s.id, s.kpi, s.labels, p.key, coalesce(s.labels ->> p.key, '') AS value
+			FROM unnest($1::text[], $2::text[]) p(kpi, key)
+			JOIN series s ON s.kpi = p.kpi
+		)
+		SELECT s.id, s.kpi, s.labels
+		FROM probe s
+		JOIN unnest($3::text[], $4::text[], $5::text[], $6::jsonb[]) m(kpi, key, value, labels)
+			ON m.kpi = s.kpi AND m.key = s.key AND m.value = s.value
+		WHERE s.labels @> m.labels`,
+		pq.Array(probeKPIs), pq.Array(probeKeys), pq.Array(kpis), pq.Array(keys), pq.Array(values), pq.Array(docs))
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: monthly history: %w", err)
 	}
@@ -343,8 +366,10 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 		return nil, nil, fmt.Errorf("store: monthly history: %w", err)
 	}
 	slices.SortFunc(all, func(a, b found) int {
-		return cmp.Or(cmp.Compare(a.h.KPI.Name, b.h.KPI.Name), slices.Compare(a.h.Labels, b.h.Labels))
+		return cmp.Or(cmp.Compare(a.h.KPI.Name, b.h.KPI.Name), slices.Compare(a.h.Labels, b.h.Labels), cmp.Compare(a.id, b.id))
 	})
+	// A series with several of the label sets was found once for each.
+	all = slices.CompactFunc(all, func(a, b found) bool { return a.id == b.id })
 	out := make([]kpi.SeriesHistory, len(all))
 	ids := make([]int64, len(all))
 	for i, f := range all {

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,6 +71,63 @@ func TestMonthlyHistoryKeepsEachMonthsLatestPeriod(t *testing.T) {
 	if all.Points[2].Value.Valid {
 		t.Errorf("December's missing value came back as %v", all.Points[2].Value)
 	}
+}
+
+func TestMonthlyHistoryReadsOnlyTheSeriesAsked(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	k, h := caseload(), headcount()
+	cat := kpi.Catalogue{k.Name: k, h.Name: h}
+	var o []kpi.Observation
+	for _, service := range []string{"adults", "children"} {
+		for _, team := range []string{"all", "north", "south", ""} {
+			o = append(o, obs(k, day(2), kpi.Known(3), service, team))
+		}
+		o = append(o, obs(h, day(2), kpi.Known(40), service))
+	}
+	save(t, s, run("caseload", t0), o...)
+	every, err := s.MonthlyHistory(ctx, cat, kpi.HistoryQuery{KPIs: []string{k.Name, h.Name}, Until: day(30), Months: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(every) != 10 {
+		t.Fatalf("got %d series, want 10", len(every))
+	}
+	for name, sets := range map[string][]map[string]string{
+		"one label":                     {{"team": "north"}},
+		"two labels":                    {{"service": "children", "team": "all"}},
+		"several sets, overlapping":     {{"team": "north"}, {"service": "adults"}, {"service": "adults", "team": "all"}},
+		"an empty value":                {{"team": ""}},
+		"a label the KPI does not have": {{"region": "north"}},
+		"an empty set: every series":    {{}, {"team": "south"}},
+		"no set: none":                  {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := s.MonthlyHistory(ctx, cat, kpi.HistoryQuery{
+				KPIs: []string{k.Name, h.Name}, Series: map[string][]map[string]string{k.Name: sets}, Until: day(30), Months: 2,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []kpi.SeriesHistory
+			for _, sh := range every {
+				if sh.KPI == h || slices.ContainsFunc(sets, func(m map[string]string) bool { return k.Matches(m, sh.Labels) }) {
+					want = append(want, sh)
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", seriesLabels(got), seriesLabels(want))
+			}
+		})
+	}
+}
+
+func seriesLabels(hs []kpi.SeriesHistory) [][]string {
+	out := make([][]string, len(hs))
+	for i, h := range hs {
+		out[i] = append([]string{h.KPI.Name}, h.Labels...)
+	}
+	return out
 }
 
 func TestCommentsKeepEveryVersionAndServeTheLatest(t *testing.T) {
