@@ -6,9 +6,9 @@ import (
 	"github.com/carewatch/carewatch/kpi"
 )
 
-// defaultPageShift makes pages of 64 series states (about 9 KB): an update
+// defaultPageShift makes pages of 32 series states (about 4.5 KB): an update
 // that changes one series of a KPI copies its page, not the KPI's series.
-const defaultPageShift = 6
+const defaultPageShift = 5
 
 // pagedSeries holds a KPI entry's series states, in order, in pages of
 // 1<<shift states (the last may be shorter). Snapshots made by an update
