@@ -286,15 +286,16 @@ func (s *Store) historyTx(ctx context.Context) (*sql.Tx, error) {
 // without points, ordered by KPI and label values, and their IDs in the
 // same order.
 //
-// PostgreSQL matches the label sets, so that the series left out are never
-// read: a series is looked up among its KPI's label sets by the value of
-// one label (each set's first, in name order), in a hash table, then must
-// contain the whole set (jsonb containment, which for labels aligned with
-// the KPI's is what KPI.Matches decides). So it costs one look-up per
-// series and label used, however many sets there are: a pack of 65 teams
-// matched one by one reads each series' team once.
+// PostgreSQL reads only the series that may match, so that the others are
+// never read: each label set is looked for by the value of one of its
+// labels (its first in name order), and each series of a KPI by its values
+// of those labels, in the hash table PostgreSQL builds of a constant array
+// (kpi, label, value): one look-up per series and label used, however
+// many sets there are (a pack of 65 teams matched one by one reads each
+// series' team once). KPI.Matches then decides.
 func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []string, series map[string][]map[string]string) ([]kpi.SeriesHistory, []int64, error) {
-	var probeKPIs, probeKeys, kpis, keys, values, docs []string
+	const sep = "\x1f"
+	var probeKPIs, probeLabels, wanted []string
 	probed := map[[2]string]bool{}
 	for _, n := range names {
 		sets, narrowed := series[n]
@@ -302,38 +303,25 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 			sets = []map[string]string{nil}
 		}
 		for _, m := range sets {
-			if m == nil {
-				m = map[string]string{}
-			}
-			doc, err := json.Marshal(m)
-			if err != nil {
-				return nil, nil, fmt.Errorf("store: monthly history: series of %s: %w", n, err)
-			}
-			// The empty set is looked up by the empty label name: no
-			// series has it, so every series finds it.
-			key := ""
+			// The empty set is looked for by the empty label name, which
+			// no series has: every series of the KPI finds it.
+			label := ""
 			if len(m) > 0 {
-				key = slices.Sorted(maps.Keys(m))[0]
+				label = slices.Sorted(maps.Keys(m))[0]
 			}
-			if !probed[[2]string{n, key}] {
-				probed[[2]string{n, key}] = true
-				probeKPIs, probeKeys = append(probeKPIs, n), append(probeKeys, key)
+			if !probed[[2]string{n, label}] {
+				probed[[2]string{n, label}] = true
+				probeKPIs, probeLabels = append(probeKPIs, n), append(probeLabels, label)
 			}
-			kpis, keys, values, docs = append(kpis, n), append(keys, key), append(values, m[key]), append(docs, string(doc))
+			wanted = append(wanted, n+sep+label+sep+m[label])
 		}
 	}
 	rows, err := tx.QueryContext(ctx, `
-		WITH probe AS MATERIALIZED (
-			SELECT s.id, s.kpi, s.labels, p.key, coalesce(s.labels ->> p.key, '') AS value
-			FROM unnest($1::text[], $2::text[]) p(kpi, key)
-			JOIN series s ON s.kpi = p.kpi
-		)
 		SELECT s.id, s.kpi, s.labels
-		FROM probe s
-		JOIN unnest($3::text[], $4::text[], $5::text[], $6::jsonb[]) m(kpi, key, value, labels)
-			ON m.kpi = s.kpi AND m.key = s.key AND m.value = s.value
-		WHERE s.labels @> m.labels`,
-		pq.Array(probeKPIs), pq.Array(probeKeys), pq.Array(kpis), pq.Array(keys), pq.Array(values), pq.Array(docs))
+		FROM unnest($1::text[], $2::text[]) p(kpi, label)
+		JOIN series s ON s.kpi = p.kpi
+		WHERE s.kpi || E'\x1f' || p.label || E'\x1f' || coalesce(s.labels ->> p.label, '') = ANY($3::text[])`,
+		pq.Array(probeKPIs), pq.Array(probeLabels), pq.Array(wanted))
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: monthly history: %w", err)
 	}
@@ -358,9 +346,14 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 			return nil, nil, fmt.Errorf("store: monthly history: series %d: labels: %w", id, err)
 		}
 		k := c[name]
-		if values, ok := alignLabels(k, labels); ok {
-			all = append(all, found{id, kpi.SeriesHistory{KPI: k, Labels: values}})
+		values, ok := alignLabels(k, labels)
+		if !ok {
+			continue
 		}
+		if sets, narrowed := series[name]; narrowed && !slices.ContainsFunc(sets, func(m map[string]string) bool { return k.Matches(m, values) }) {
+			continue
+		}
+		all = append(all, found{id, kpi.SeriesHistory{KPI: k, Labels: values}})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("store: monthly history: %w", err)
@@ -368,7 +361,7 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 	slices.SortFunc(all, func(a, b found) int {
 		return cmp.Or(cmp.Compare(a.h.KPI.Name, b.h.KPI.Name), slices.Compare(a.h.Labels, b.h.Labels), cmp.Compare(a.id, b.id))
 	})
-	// A series with several of the label sets was found once for each.
+	// A series found by several of its KPI's labels comes once for each.
 	all = slices.CompactFunc(all, func(a, b found) bool { return a.id == b.id })
 	out := make([]kpi.SeriesHistory, len(all))
 	ids := make([]int64, len(all))
