@@ -114,15 +114,21 @@ func (s *Store) updateStatus(ctx context.Context, tx *sqlx.Conn, b *batch, cands
 		return nil, nil, nil
 	}
 	if sorted < len(changes) {
-		changes = sortChanges(changes)
+		sortChanges(changes)
 	}
 	return changes, rec, nil
 }
 
-// sortChanges returns changes in the order of RunResult.StatusChanges: by
-// KPI name, then label values. It sorts their indexes and then moves each
-// change once: a first run's million changes are large to move about.
-func sortChanges(changes []kpi.StatusChange) []kpi.StatusChange {
+// sortChanges sorts changes in the order of RunResult.StatusChanges.
+func sortChanges(changes []kpi.StatusChange) {
+	permute(changes, changesOrder(changes))
+}
+
+// changesOrder returns the indexes of changes in the order of
+// RunResult.StatusChanges: by KPI name, then label values. It only reads
+// changes. A first run's million changes are large to move about: sorting
+// their indexes and then moving each change once (permute) costs less.
+func changesOrder(changes []kpi.StatusChange) []int32 {
 	order := make([]int32, len(changes))
 	for i := range order {
 		order[i] = int32(i)
@@ -134,11 +140,31 @@ func sortChanges(changes []kpi.StatusChange) []kpi.StatusChange {
 		}
 		return slices.Compare(a.Labels, b.Labels)
 	})
-	out := make([]kpi.StatusChange, len(changes))
-	for i, j := range order {
-		out[i] = changes[j]
+	return order
+}
+
+// permute moves the change at order[i] to position i, for every i, in
+// place; it uses up order.
+func permute(changes []kpi.StatusChange, order []int32) {
+	// Follow each cycle of the permutation, marking the positions filled
+	// with order[i] = i.
+	for i := range order {
+		if int(order[i]) == i {
+			continue
+		}
+		held := changes[i]
+		j := i
+		for {
+			k := int(order[j])
+			order[j] = int32(j)
+			if k == i {
+				changes[j] = held
+				break
+			}
+			changes[j] = changes[k]
+			j = k
+		}
 	}
-	return out
 }
 
 // splitCandidates splits cands into those of the series created (both
@@ -206,13 +232,13 @@ func copyFirstStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, cands []can
 		}
 		return nil, nil
 	}
-	// The changes are sorted while the server stores the events: the
-	// client has little else to do then.
-	sorted := make(chan []kpi.StatusChange, 1)
-	go func() { sorted <- sortChanges(changes) }()
+	// The changes' order is worked out while the server stores the events:
+	// the client has little else to do then.
+	order := make(chan []int32, 1)
+	go func() { order <- changesOrder(changes) }()
 	defer func() {
-		if sorted != nil {
-			<-sorted
+		if order != nil {
+			<-order
 		}
 	}()
 	err = copyIn(ctx, tx, "status_events", []string{"series_id", "at", "from_status", "to_status", "period", "value", "amber", "red", "run_id", "reason"}, len(cands), func(buf []byte, i int) []byte {
@@ -237,7 +263,8 @@ func copyFirstStatuses(ctx context.Context, tx *sqlx.Conn, b *batch, cands []can
 		rec.add(cands[i].id, cands[i].status)
 	}
 	rec.last = max(rec.last, last)
-	changes, sorted = <-sorted, nil
+	permute(changes, <-order)
+	order = nil
 	return changes, nil
 }
 
