@@ -236,7 +236,8 @@ func BenchmarkMillionSeries(b *testing.B) {
 }
 
 // plainSelectLatest is the baseline of a restart: the latest values of
-// every series, read with the query carewatch uses and nothing else done.
+// every series, with everything carewatch reads of them (their run's
+// finish time included), by one plain SELECT and nothing else done.
 func plainSelectLatest(b *testing.B, st *store.Store) {
 	rows, err := st.DB().QueryContext(context.Background(), `
 		SELECT s.id, s.kpi, s.labels, o.period, o.value, o.run_id, r.finished_at
