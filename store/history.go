@@ -49,27 +49,26 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	for i, id := range ids {
 		at[id] = i
 	}
+	pts := make([][]point, len(ids))
 	add := func(rows *sql.Rows) error {
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				id          int64
-				p           kpi.Point
-				v           sql.NullFloat64
-				collectedAt sql.NullTime
+				id, us int64
+				p      point
+				v      sql.NullFloat64
 			)
-			if err := rows.Scan(&id, &p.Period, &v, &collectedAt); err != nil {
+			if err := rows.Scan(&id, &us, &v, &p.run); err != nil {
 				return err
 			}
-			p.Value = kpi.Value{V: v.Float64, Valid: v.Valid}
-			p.CollectedAt = collectedAt.Time
-			h := &out[at[id]]
-			h.Points = append(h.Points, p)
+			p.period = time.UnixMicro(us).UTC()
+			p.value = kpi.Value{V: v.Float64, Valid: v.Valid}
+			pts[at[id]] = append(pts[at[id]], p)
 		}
 		return rows.Err()
 	}
 	if loc.String() == rollupZone {
-		err = monthlyFromRollup(ctx, tx, ids, q, out, add)
+		err = monthlyFromRollup(ctx, tx, ids, q, pts, add)
 	} else {
 		// In another zone the months are not the rollup's: each series
 		// walks back month by month along the primary key, the latest
@@ -95,13 +94,15 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 				) o
 				WHERE w.n < $4
 			)
-			SELECT w.series_id, w.period, w.value, runs.finished_at
-			FROM walk w LEFT JOIN runs ON runs.id = w.run_id
-			ORDER BY w.series_id, w.period`,
+			SELECT w.series_id, `+microseconds("w.period")+`, w.value, w.run_id
+			FROM walk w ORDER BY w.series_id, w.period`,
 			pq.Array(ids), q.Until, loc.String(), q.Months)
 		if err == nil {
 			err = add(rows)
 		}
+	}
+	if err == nil {
+		err = collected(ctx, tx, out, pts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
@@ -109,12 +110,65 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	return slices.DeleteFunc(out, func(h kpi.SeriesHistory) bool { return len(h.Points) == 0 }), nil
 }
 
-// monthlyFromRollup reads the months of the series ids (out[i] is ids[i]'s)
+// point is a point of a monthly history as its queries read it: the time
+// its run finished is read once per run, by collected. Periods cross lib/pq
+// as microseconds since 1970, which parse in a fraction of the time of
+// timestamps.
+type point struct {
+	period time.Time
+	value  kpi.Value
+	run    int64
+}
+
+// microseconds is the SQL of the time t as microseconds since 1970.
+func microseconds(t string) string {
+	return `(extract(epoch FROM ` + t + `) * 1000000)::bigint`
+}
+
+// collected sets the points of out from pts, each with the time its run
+// finished: there are far fewer runs than points.
+func collected(ctx context.Context, tx *sql.Tx, out []kpi.SeriesHistory, pts [][]point) error {
+	seen := map[int64]time.Time{}
+	var runs []int64
+	for _, ps := range pts {
+		for _, p := range ps {
+			if _, ok := seen[p.run]; !ok {
+				seen[p.run] = time.Time{}
+				runs = append(runs, p.run)
+			}
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, finished_at FROM runs WHERE id = ANY($1::bigint[])`, pq.Array(runs))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return err
+		}
+		seen[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, ps := range pts {
+		out[i].Points = make([]kpi.Point, len(ps))
+		for j, p := range ps {
+			out[i].Points[j] = kpi.Point{Period: p.period, Value: p.value, CollectedAt: seen[p.run]}
+		}
+	}
+	return nil
+}
+
+// monthlyFromRollup reads the months of the series ids (pts[i] is ids[i]'s)
 // in Europe/London from the rollup, set by set rather than series by
 // series: the q.Months months up to the latest one with a value up to
 // q.Until (or the rollup's frontier) in one range scan of each index, then,
 // for the series with fewer months in that window, their months before it.
-func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.HistoryQuery, out []kpi.SeriesHistory, add func(*sql.Rows) error) error {
+func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.HistoryQuery, pts [][]point, add func(*sql.Rows) error) error {
 	// The window ends with top: the month of Until or, when Until is
 	// later, the frontier's, after which nothing is stored. Its months
 	// before top are closed, so the rollup holds them whole; top's are
@@ -134,7 +188,7 @@ func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.Histo
 		return err
 	}
 	rows, err := tx.QueryContext(ctx, `
-		SELECT m.series_id, m.period, m.value, runs.finished_at
+		SELECT m.series_id, `+microseconds("m.period")+`, m.value, m.run_id
 		FROM (
 			SELECT series_id, period, value, run_id FROM observations_monthly
 			WHERE series_id = ANY($1::bigint[]) AND month >= $3 AND month < $4
@@ -146,7 +200,6 @@ func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.Histo
 				ORDER BY series_id, observations_month(period), period DESC
 			) top
 		) m
-		LEFT JOIN runs ON runs.id = m.run_id
 		ORDER BY m.series_id, m.period`,
 		pq.Array(ids), q.Until, low, top)
 	if err != nil {
@@ -160,8 +213,8 @@ func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.Histo
 	// where its latest values are only for a series that keeps up.
 	var short []int64
 	var missing []int
-	for i, h := range out {
-		if n := len(h.Points); n < q.Months {
+	for i, ps := range pts {
+		if n := len(ps); n < q.Months {
 			short = append(short, ids[i])
 			missing = append(missing, q.Months-n)
 		}
@@ -169,19 +222,18 @@ func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.Histo
 	if len(short) == 0 {
 		return nil
 	}
-	window := make([][]kpi.Point, len(out))
-	for i := range out {
-		window[i], out[i].Points = out[i].Points, nil
+	window := make([][]point, len(pts))
+	for i := range pts {
+		window[i], pts[i] = pts[i], nil
 	}
 	rows, err = tx.QueryContext(ctx, `
-		SELECT l.id, m.period, m.value, runs.finished_at
+		SELECT l.id, `+microseconds("m.period")+`, m.value, m.run_id
 		FROM unnest($1::bigint[], $2::int[]) l(id, n)
 		CROSS JOIN LATERAL (
 			SELECT period, value, run_id FROM observations_monthly
 			WHERE series_id = l.id AND month < $3
 			ORDER BY month DESC LIMIT l.n
 		) m
-		LEFT JOIN runs ON runs.id = m.run_id
 		ORDER BY l.id, m.period`,
 		pq.Array(short), pq.Array(missing), low)
 	if err != nil {
@@ -190,8 +242,8 @@ func monthlyFromRollup(ctx context.Context, tx *sql.Tx, ids []int64, q kpi.Histo
 	if err := add(rows); err != nil {
 		return err
 	}
-	for i := range out {
-		out[i].Points = append(out[i].Points, window[i]...)
+	for i := range pts {
+		pts[i] = append(pts[i], window[i]...)
 	}
 	return nil
 }
