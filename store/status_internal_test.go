@@ -43,3 +43,28 @@ func TestSortChangesOrdersByKPIThenLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyStatusRecordSetsEveryStatusItRecords(t *testing.T) {
+	for _, sorted := range []bool{true, false} {
+		var s Store
+		s.statuses.set([]int64{5, 7}, []kpi.Status{kpi.StatusGreen, kpi.StatusAmber})
+		rec := &statusRecord{last: 12}
+		add := []int64{3, 5, 9}
+		if !sorted {
+			add = []int64{9, 3, 5}
+		}
+		for _, id := range add {
+			rec.add(id, kpi.StatusRed)
+		}
+		s.applyStatusRecord(rec)
+		want := map[int64]kpi.Status{3: kpi.StatusRed, 5: kpi.StatusRed, 7: kpi.StatusAmber, 9: kpi.StatusRed}
+		if s.statuses.len() != len(want) || s.statusSeen != 12 {
+			t.Errorf("sorted %v: %d statuses held, seen %d", sorted, s.statuses.len(), s.statusSeen)
+		}
+		for id, st := range want {
+			if got, ok := s.statuses.get(id); !ok || got != st {
+				t.Errorf("sorted %v: series %d holds %v, %v; want %v", sorted, id, got, ok, st)
+			}
+		}
+	}
+}
