@@ -129,29 +129,12 @@ func microseconds(t string) string {
 // finished: there are far fewer runs than points.
 func collected(ctx context.Context, tx *sql.Tx, out []kpi.SeriesHistory, pts [][]point) error {
 	seen := map[int64]time.Time{}
-	var runs []int64
 	for _, ps := range pts {
 		for _, p := range ps {
-			if _, ok := seen[p.run]; !ok {
-				seen[p.run] = time.Time{}
-				runs = append(runs, p.run)
-			}
+			seen[p.run] = time.Time{}
 		}
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, finished_at FROM runs WHERE id = ANY($1::bigint[])`, pq.Array(runs))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
-			return err
-		}
-		seen[id] = at
-	}
-	if err := rows.Err(); err != nil {
+	if err := finishTimes(ctx, tx, seen); err != nil {
 		return err
 	}
 	for i, ps := range pts {
