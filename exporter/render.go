@@ -1,9 +1,9 @@
 package exporter
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -295,13 +295,11 @@ func (c *compressor) splice(dst []byte, p part, old *chunk, from *kpiEntry, chan
 
 // compressor writes gzip members, and inflates those it splices.
 type compressor struct {
-	buf   []byte
-	out   bytes.Buffer
-	zw    *gzip.Writer
-	err   error
-	zr    *gzip.Reader
-	br    bytes.Reader
-	plain bytes.Buffer
+	buf []byte
+	out bytes.Buffer
+	zw  *gzip.Writer
+	err error
+	in  inflater
 }
 
 // inflate returns the text of gzip member m, valid until the next call.
@@ -309,23 +307,12 @@ func (c *compressor) inflate(m []byte) []byte {
 	if c.err != nil {
 		return nil
 	}
-	c.br.Reset(m)
-	var err error
-	if c.zr == nil {
-		c.zr, err = gzip.NewReader(&c.br)
-	} else {
-		err = c.zr.Reset(&c.br)
-	}
-	if err == nil {
-		c.zr.Multistream(false)
-		c.plain.Reset()
-		_, err = c.plain.ReadFrom(c.zr)
-	}
-	if err != nil {
+	c.in.text.Reset()
+	if err := c.in.add(m); err != nil {
 		c.err = fmt.Errorf("inflating the exposition: %w", err)
 		return nil
 	}
-	return c.plain.Bytes()
+	return c.in.text.Bytes()
 }
 
 func newCompressor() *compressor {
@@ -351,58 +338,130 @@ func (c *compressor) compress(p []byte) []byte {
 	return bytes.Clone(c.out.Bytes())
 }
 
-// inflater inflates members with one reader and one buffer.
+// inflater inflates gzip members with one reader, into one buffer.
 type inflater struct {
-	zr  *gzip.Reader
-	br  bytes.Reader
-	buf []byte
-	// bw gathers the small members into large writes.
-	bw *bufio.Writer
+	zr   *gzip.Reader
+	br   bytes.Reader
+	text bytes.Buffer
 }
 
-var inflaters = sync.Pool{New: func() any {
-	return &inflater{buf: make([]byte, 64<<10), bw: bufio.NewWriterSize(nil, 256<<10)}
-}}
-
-// writePlain inflates the members to w.
-func writePlain(w io.Writer, members [][]byte) error {
-	// An inflater is put back only after a scrape that went well, and
-	// without a reference to its writer.
-	in := inflaters.Get().(*inflater)
-	in.bw.Reset(w)
-	for _, m := range members {
-		in.br.Reset(m)
-		var err error
-		if in.zr == nil {
-			in.zr, err = gzip.NewReader(&in.br)
-		} else {
-			err = in.zr.Reset(&in.br)
-		}
-		if err != nil {
-			return err
-		}
-		in.zr.Multistream(false)
-		// Not io.Copy: w may be a ReaderFrom that would take a buffer of
-		// its own for every member.
-		for {
-			n, err := in.zr.Read(in.buf)
-			if n > 0 {
-				if _, werr := in.bw.Write(in.buf[:n]); werr != nil {
-					return werr
-				}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-		}
+// add appends the text of gzip member m to in.text.
+func (in *inflater) add(m []byte) error {
+	in.br.Reset(m)
+	var err error
+	if in.zr == nil {
+		in.zr, err = gzip.NewReader(&in.br)
+	} else {
+		err = in.zr.Reset(&in.br)
 	}
-	if err := in.bw.Flush(); err != nil {
+	if err != nil {
 		return err
 	}
-	in.bw.Reset(nil)
-	inflaters.Put(in)
+	in.zr.Multistream(false)
+	_, err = in.text.ReadFrom(in.zr)
+	return err
+}
+
+// inflateAll returns the text of members, valid until in is used again.
+func (in *inflater) inflateAll(members [][]byte) ([]byte, error) {
+	in.text.Reset()
+	size := 0
+	for _, m := range members {
+		size += plainLen(m)
+	}
+	in.text.Grow(size)
+	for _, m := range members {
+		if err := in.add(m); err != nil {
+			return nil, err
+		}
+	}
+	return in.text.Bytes(), nil
+}
+
+// plainLen is the length of gzip member m's text, as its trailer says
+// (modulo 2^32, which a member of a chunk never reaches).
+func plainLen(m []byte) int {
+	if len(m) < 18 {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(m[len(m)-4:]))
+}
+
+var inflaters = sync.Pool{New: func() any { return new(inflater) }}
+
+// plainBatch is about how much text a plain scrape inflates at a time.
+const plainBatch = 1 << 20
+
+// writePlain inflates the members to w, in order. Inflating is most of a
+// plain scrape's cost, and the members are independent: batches of about
+// plainBatch of text are inflated on every core while the batches before
+// them are written, with at most two batches a core (and eight in all)
+// inflated ahead.
+func writePlain(w io.Writer, members [][]byte) error {
+	batches := splitMembers(members, plainBatch)
+	if len(batches) <= 1 {
+		in := inflaters.Get().(*inflater)
+		text, err := in.inflateAll(members)
+		if err == nil {
+			_, err = w.Write(text)
+		}
+		inflaters.Put(in)
+		return err
+	}
+	type inflated struct {
+		in   *inflater
+		text []byte
+		err  error
+	}
+	done := make([]chan inflated, len(batches))
+	for i := range done {
+		done[i] = make(chan inflated, 1)
+	}
+	ahead := make(chan struct{}, min(2*runtime.GOMAXPROCS(0), 8))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i, batch := range batches {
+			select {
+			case ahead <- struct{}{}:
+			case <-stop:
+				return
+			}
+			go func() {
+				in := inflaters.Get().(*inflater)
+				text, err := in.inflateAll(batch)
+				done[i] <- inflated{in, text, err}
+			}()
+		}
+	}()
+	for i := range batches {
+		// Every batch is inflated once the batches before it are
+		// written: inflating is bounded work on memory.
+		r := <-done[i]
+		if r.err != nil {
+			return r.err
+		}
+		if _, err := w.Write(r.text); err != nil {
+			return err
+		}
+		inflaters.Put(r.in)
+		<-ahead
+	}
 	return nil
+}
+
+// splitMembers cuts members into runs of about size bytes of text each.
+func splitMembers(members [][]byte, size int) [][][]byte {
+	var batches [][][]byte
+	lo, n := 0, 0
+	for i, m := range members {
+		if n += plainLen(m); n >= size {
+			batches = append(batches, members[lo:i+1])
+			lo, n = i+1, 0
+		}
+	}
+	if lo < len(members) {
+		batches = append(batches, members[lo:])
+	}
+	return batches
 }
