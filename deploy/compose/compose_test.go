@@ -404,6 +404,22 @@ func TestComposeTeamsPlaceholderHoldsNoWebhook(t *testing.T) {
 	}
 }
 
+// mountedFiles returns the files matching pattern in the directory of the
+// repository that s mounts at containerDir, and fails the test when none is
+// mounted there or it holds none; what names them in the failure.
+func mountedFiles(t *testing.T, s types.ServiceConfig, containerDir, pattern, what string) []string {
+	t.Helper()
+	dir, ok := hostFile(t, s, containerDir)
+	if !ok {
+		t.Fatalf("%s: nothing is mounted at %s", what, containerDir)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, dir, pattern))
+	if len(files) == 0 {
+		t.Fatalf("%s: no %s in %s", what, pattern, dir)
+	}
+	return files
+}
+
 // hostFile maps a path inside a service's container back to the repository
 // file that a bind mount puts there; ok is false if no bind mount covers it.
 func hostFile(t *testing.T, s types.ServiceConfig, containerPath string) (string, bool) {
@@ -735,14 +751,7 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 
 	t.Run("grafana's datasources are the prometheus and store services", func(t *testing.T) {
 		g, st := service(t, p, grafanaService), service(t, p, storeService)
-		dir, ok := hostFile(t, g, "/etc/grafana/provisioning/datasources")
-		if !ok {
-			t.Fatal("grafana's datasource provisioning is not mounted")
-		}
-		files, _ := filepath.Glob(filepath.Join(root, dir, "*.yml"))
-		if len(files) == 0 {
-			t.Fatalf("no datasource provisioning file in %s", dir)
-		}
+		files := mountedFiles(t, g, "/etc/grafana/provisioning/datasources", "*.yml", "grafana's datasource provisioning")
 		promPort := listenPort(t, service(t, p, prometheusService))
 		var sawProm, sawStore bool
 		for _, f := range files {
@@ -794,14 +803,7 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 
 	t.Run("grafana loads the dashboards from where the provider looks", func(t *testing.T) {
 		g := service(t, p, grafanaService)
-		dir, ok := hostFile(t, g, "/etc/grafana/provisioning/dashboards")
-		if !ok {
-			t.Fatal("grafana's dashboard provisioning is not mounted")
-		}
-		files, _ := filepath.Glob(filepath.Join(root, dir, "*.yml"))
-		if len(files) == 0 {
-			t.Fatalf("no dashboard provisioning file in %s", dir)
-		}
+		files := mountedFiles(t, g, "/etc/grafana/provisioning/dashboards", "*.yml", "grafana's dashboard provisioning")
 		for _, f := range files {
 			var cfg struct {
 				Providers []struct {
@@ -833,14 +835,7 @@ func TestComposeServicesFindEachOther(t *testing.T) {
 	for _, name := range []string{storeService, demoSourceService} {
 		t.Run(name+"'s init scripts are mounted and find what they read in its environment", func(t *testing.T) {
 			st := service(t, p, name)
-			dir, ok := hostFile(t, st, "/docker-entrypoint-initdb.d")
-			if !ok {
-				t.Fatal("no init scripts mounted")
-			}
-			scripts, _ := filepath.Glob(filepath.Join(root, dir, "*.sh"))
-			if len(scripts) == 0 {
-				t.Fatalf("no init script in %s", dir)
-			}
+			scripts := mountedFiles(t, st, "/docker-entrypoint-initdb.d", "*.sh", name+"'s init scripts")
 			for _, f := range scripts {
 				// The image sources a script that is not executable,
 				// where $0 no longer names it.
