@@ -262,12 +262,12 @@ func (s *Store) LatestPeriod(ctx context.Context, c kpi.Catalogue, kpis []string
 		return latest, fmt.Errorf("store: latest period: %w", err)
 	}
 	defer rows.Close()
+	labels := newLabelReader()
 	for rows.Next() {
 		var (
 			name   string
 			doc    []byte
 			period time.Time
-			labels map[string]string
 		)
 		if err := rows.Scan(&name, &doc, &period); err != nil {
 			return latest, fmt.Errorf("store: latest period: %w", err)
@@ -275,10 +275,11 @@ func (s *Store) LatestPeriod(ctx context.Context, c kpi.Catalogue, kpis []string
 		if !period.After(latest) {
 			continue
 		}
-		if err := json.Unmarshal(doc, &labels); err != nil {
-			return latest, fmt.Errorf("store: latest period: labels: %w", err)
+		_, ok, err := labels.values(c[name], doc)
+		if err != nil {
+			return latest, fmt.Errorf("store: latest period: %w", err)
 		}
-		if _, ok := alignLabels(c[name], labels); ok {
+		if ok {
 			latest = period
 		}
 	}
@@ -366,7 +367,7 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 		h  kpi.SeriesHistory
 	}
 	var all []found
-	var labels map[string]string
+	labels := newLabelReader()
 	for rows.Next() {
 		var (
 			id   int64
@@ -376,12 +377,11 @@ func selectSeries(ctx context.Context, tx *sql.Tx, c kpi.Catalogue, names []stri
 		if err := rows.Scan(&id, &name, &doc); err != nil {
 			return nil, nil, fmt.Errorf("store: monthly history: %w", err)
 		}
-		clear(labels)
-		if err := json.Unmarshal(doc, &labels); err != nil {
-			return nil, nil, fmt.Errorf("store: monthly history: series %d: labels: %w", id, err)
-		}
 		k := c[name]
-		values, ok := alignLabels(k, labels)
+		values, ok, err := labels.values(k, doc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: monthly history: series %d: %w", id, err)
+		}
 		if !ok {
 			continue
 		}

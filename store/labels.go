@@ -49,14 +49,11 @@ func (r *labelReader) values(k *kpi.KPI, doc []byte) ([]string, bool, error) {
 	if err := json.Unmarshal(doc, &r.m); err != nil {
 		return nil, false, fmt.Errorf("labels: %w", err)
 	}
-	if len(r.m) != len(k.Labels) {
+	aligned, ok := alignLabels(k, r.m)
+	if !ok {
 		return nil, false, nil
 	}
-	for i, name := range k.Labels {
-		v, ok := r.m[name]
-		if !ok {
-			return nil, false, nil
-		}
+	for i, v := range aligned {
 		values[i] = r.intern([]byte(v))
 	}
 	r.slab = r.slab[n:]
