@@ -36,7 +36,7 @@ func (s *Store) MonthlyHistory(ctx context.Context, c kpi.Catalogue, q kpi.Histo
 	if loc == nil {
 		loc = time.UTC
 	}
-	tx, err := s.historyTx(ctx)
+	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: monthly history: %w", err)
 	}
@@ -242,7 +242,7 @@ func (s *Store) LatestPeriod(ctx context.Context, c kpi.Catalogue, kpis []string
 	if len(names) == 0 {
 		return latest, nil
 	}
-	tx, err := s.historyTx(ctx)
+	tx, err := s.readTx(ctx)
 	if err != nil {
 		return latest, fmt.Errorf("store: latest period: %w", err)
 	}
@@ -298,23 +298,6 @@ func catalogued(c kpi.Catalogue, kpis []string) []string {
 		}
 	}
 	return names
-}
-
-// historyTx begins the read-only transaction the history queries run in:
-// one snapshot for their several statements, and no JIT compilation. They
-// read thousands of rows in short index ranges, and their estimated cost
-// is far above jit_above_cost: compiling them took longer than running
-// them.
-func (s *Store) historyTx(ctx context.Context) (*sql.Tx, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
-		_ = tx.Rollback()
-		return nil, err
-	}
-	return tx, nil
 }
 
 // selectSeries returns the series of the KPIs names whose labels are those
