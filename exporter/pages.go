@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/carewatch/carewatch/kpi"
 )
@@ -44,16 +45,8 @@ func (p *pagedSeries) at(i int) *kpi.SeriesState {
 // search finds the position of the series with the given label values,
 // ordered by cmp, as slices.BinarySearchFunc does.
 func (p *pagedSeries) search(labels []string, cmp func(a, b []string) int) (int, bool) {
-	lo, hi := 0, p.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if cmp(p.at(m).Labels, labels) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, lo < p.n && cmp(p.at(lo).Labels, labels) == 0
+	i := sort.Search(p.n, func(i int) bool { return cmp(p.at(i).Labels, labels) >= 0 })
+	return i, i < p.n && cmp(p.at(i).Labels, labels) == 0
 }
 
 // pageWriter makes a copy of a pagedSeries whose pages are copied only
